@@ -1,0 +1,1 @@
+"""Model side: data, training, evaluation, registry, and the prediction service."""

@@ -1,0 +1,27 @@
+"""First start: train and promote the default model when no version is live."""
+
+from __future__ import annotations
+
+from classifier import registry
+from classifier.dataset import DEFAULT_TAXONOMY, DEFAULT_TEST, DEFAULT_TRAIN, load_dataset, load_taxonomy
+from classifier.training import Progress, TrainingResult, train_version
+from feedback.db import session_scope
+from feedback.settings import Settings
+
+
+def ensure_live_model(settings: Settings, progress: Progress = print) -> TrainingResult | None:
+    """Train Banking77 on the support taxonomy and promote it, unless a version is live.
+
+    Returns the training result, or None when a live version already existed.
+    """
+    with session_scope(settings) as session:
+        if registry.live_version(session=session) is not None:
+            return None
+    progress("No live model yet: training the default support-triage model (Banking77)")
+    taxonomy = load_taxonomy(DEFAULT_TAXONOMY)
+    result = train_version(data=load_dataset(DEFAULT_TRAIN), test=load_dataset(DEFAULT_TEST),
+                           settings=settings, taxonomy=taxonomy, promote=True,
+                           actor="first-start", progress=progress)
+    progress(f"Default model version {result.version.version} is live "
+             f"(accuracy {result.version.accuracy:.3f}, macro-F1 {result.version.macro_f1:.3f})")
+    return result

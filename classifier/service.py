@@ -1,0 +1,104 @@
+"""The prediction service: the one path every classify request takes (UI, API, batch).
+
+validate -> redact -> predict with the live model -> log one row -> result. Rejected and
+failed requests are logged too, with the reason, so monitoring sees everything.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+
+from classifier.serving import LoadedModel, ModelCache, ModelUnavailableError
+from classifier.validation import RejectedInput, validate_text
+from feedback.db import session_scope
+from feedback.errors import SupportTriageError
+from feedback.redact import redact
+from feedback.settings import Settings
+from feedback.store import FeedbackRecord, PredictionRecord, log_prediction, record_feedback
+from feedback.tables import utc_now
+
+log = logging.getLogger(__name__)
+
+
+class PredictionError(SupportTriageError):
+    """The model failed on an accepted message."""
+
+
+@dataclass(frozen=True)
+class PredictionResult:
+    request_id: str
+    label: str
+    confidence: float
+    scores: dict[str, float]
+    model_version: int
+    latency_ms: float
+    low_confidence: bool
+
+
+class PredictionService:
+    """Stateless apart from the model cache; safe to share between threads."""
+
+    def __init__(self, settings: Settings, models: ModelCache | None = None) -> None:
+        self.settings = settings
+        self.models = models or ModelCache(settings)
+
+    def current_model(self) -> LoadedModel:
+        return self.models.current()
+
+    def predict(self, text: object, *, source: str = "ui") -> PredictionResult:
+        """Classify one message and log it.
+
+        Raises RejectedInput (logged as rejected), ModelUnavailableError or PredictionError
+        (logged as error), or StorageError when the log cannot be written.
+        """
+        request_id = uuid.uuid4().hex
+        start = time.perf_counter()
+        chars = len(text) if isinstance(text, str) else 0
+        try:
+            clean = validate_text(text, max_chars=self.settings.max_text_chars)
+        except RejectedInput as exc:
+            self._log_failure(request_id, source, "rejected", f"{exc.code}: {exc}", chars, start)
+            raise
+        stored = redact(clean) if self.settings.redact_pii else clean
+        try:
+            model = self.models.current()
+            proba = model.pipeline.predict_proba([stored])[0]
+        except ModelUnavailableError as exc:
+            self._log_failure(request_id, source, "error", str(exc), chars, start, stored)
+            raise
+        except Exception as exc:  # a model bug must not take the service down
+            log.exception("prediction failed for request %s", request_id)
+            self._log_failure(request_id, source, "error", f"model failed: {type(exc).__name__}",
+                              chars, start, stored)
+            raise PredictionError(f"The model could not classify this message (request "
+                                  f"{request_id}); it has been logged.") from exc
+        scores = {str(c): round(float(p), 6) for c, p in zip(model.pipeline.classes_, proba)}
+        scores = dict(sorted(scores.items(), key=lambda kv: kv[1], reverse=True))
+        label, confidence = next(iter(scores.items()))
+        latency_ms = round((time.perf_counter() - start) * 1000, 3)
+        with session_scope(self.settings) as session:
+            log_prediction(session=session, record=PredictionRecord(
+                request_id=request_id, created_at=utc_now(), source=source, status="ok",
+                reason=None, text=stored, text_chars=chars, label=label, confidence=confidence,
+                scores=scores, model_version=model.version, latency_ms=latency_ms))
+        return PredictionResult(request_id, label, confidence, scores, model.version,
+                                latency_ms, confidence < self.settings.low_confidence)
+
+    def rate(self, request_id: str, verdict: str, *, correct_label: str | None = None,
+             comment: str | None = None) -> FeedbackRecord:
+        """Store (or change) the rating of a prediction; see feedback.store.record_feedback."""
+        with session_scope(self.settings) as session:
+            return record_feedback(session=session, request_id=request_id, verdict=verdict,
+                                   correct_label=correct_label, comment=comment)
+
+    def _log_failure(self, request_id: str, source: str, status: str, reason: str, chars: int,
+                     start: float, text: str | None = None) -> None:
+        latency_ms = round((time.perf_counter() - start) * 1000, 3)
+        with session_scope(self.settings) as session:
+            log_prediction(session=session, record=PredictionRecord(
+                request_id=request_id, created_at=utc_now(), source=source, status=status,
+                reason=reason[:300], text=text, text_chars=chars, label=None, confidence=None,
+                scores=None, model_version=None, latency_ms=latency_ms))

@@ -1,0 +1,118 @@
+"""Train, evaluate and register a model version from datasets."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import version as package_version
+from pathlib import Path
+from typing import Any
+
+from sklearn.model_selection import train_test_split
+
+from classifier import registry
+from classifier.artifacts import dump_model, sha256_of
+from classifier.dataset import Dataset, Taxonomy, check_trainable
+from classifier.evaluation import evaluate
+from classifier.pipeline import DEFAULT_PARAMS, SEED, build_pipeline, slim
+from feedback.db import session_scope
+from feedback.errors import InvalidInputError
+from feedback.settings import Settings
+
+HOLDOUT_SHARE = 0.2
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    version: registry.ModelVersionInfo
+    promoted: bool
+
+    def summary(self) -> dict[str, Any]:
+        """The one-line JSON the CLI prints last."""
+        v = self.version
+        return {
+            "version": v.version, "accuracy": v.accuracy, "macro_f1": v.macro_f1,
+            "n_train": v.n_train, "n_test": v.n_test, "labels": v.labels,
+            "ece": v.report["ece"], "latency_p95_ms": v.report["latency"]["p95_ms"],
+            "training_seconds": v.training_seconds, "sha256": v.sha256,
+            "status": v.status, "promoted": self.promoted,
+        }
+
+
+def split_holdout(dataset: Dataset) -> tuple[Dataset, Dataset]:
+    """Stratified, seeded holdout of HOLDOUT_SHARE (at least one row per label)."""
+    n_labels = len(dataset.label_counts)
+    n_test = max(round(len(dataset.texts) * HOLDOUT_SHARE), n_labels)
+    if len(dataset.texts) - n_test < n_labels:
+        raise InvalidInputError(
+            f"{dataset.source}: {len(dataset.texts)} rows are too few for {n_labels} labels; "
+            "pass --test-data or add rows."
+        )
+    x_tr, x_te, y_tr, y_te = train_test_split(
+        dataset.texts, dataset.labels, test_size=n_test, stratify=dataset.labels,
+        random_state=SEED,
+    )
+    part = dict(source=dataset.source, sha256=dataset.sha256, skipped_rows=dataset.skipped_rows)
+    return Dataset(list(x_tr), list(y_tr), **part), Dataset(list(x_te), list(y_te), **part)
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=5, cwd=Path(__file__).parent, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def _library_versions() -> dict[str, str]:
+    names = ("scikit-learn", "numpy", "scipy", "skops")
+    return {"python": platform.python_version(), **{n: package_version(n) for n in names}}
+
+
+def train_version(*, data: Dataset, test: Dataset | None, settings: Settings,
+                  taxonomy: Taxonomy | None = None, params: dict[str, Any] | None = None,
+                  promote: bool = False, actor: str = "cli",
+                  progress: Progress = lambda _msg: None) -> TrainingResult:
+    """Fit, evaluate on `test` (or a stratified holdout), store and optionally promote.
+
+    Raises InvalidInputError for unusable data and StorageError when the registry cannot be
+    written; nothing is registered unless every step succeeded.
+    """
+    if taxonomy is not None:
+        data = taxonomy.apply(data)
+        test = taxonomy.apply(test) if test is not None else None
+    check_trainable(data)
+    train, holdout = (data, test) if test is not None else split_holdout(data)
+    params = {**DEFAULT_PARAMS, **(params or {})}
+    progress(f"Training on {len(train.texts)} messages, {len(train.label_counts)} labels")
+    start = time.perf_counter()
+    pipeline = slim(build_pipeline(params).fit(train.texts, train.labels))
+    seconds = round(time.perf_counter() - start, 2)
+    progress(f"Evaluating on {len(holdout.texts)} held-out messages")
+    report = evaluate(pipeline, holdout.texts, holdout.labels)
+    report["training_seconds"] = seconds
+    artifact = dump_model(pipeline)
+    new = registry.NewVersion(
+        artifact=artifact, sha256=sha256_of(artifact),
+        labels=[str(c) for c in pipeline.classes_],
+        taxonomy=taxonomy.name if taxonomy else None, report=report,
+        n_train=len(train.texts), n_test=len(holdout.texts),
+        data_fingerprint={"train": data.fingerprint(),
+                          "test": test.fingerprint() if test is not None else "holdout",
+                          "holdout_share": None if test is not None else HOLDOUT_SHARE,
+                          "seed": SEED},
+        params=params, library_versions=_library_versions(), git_commit=_git_commit(),
+        training_seconds=seconds,
+    )
+    progress("Saving the new version")
+    with session_scope(settings) as session:
+        info = registry.register_version(session=session, new=new, actor=actor)
+        if promote:
+            info = registry.promote(session=session, version=info.version, actor=actor,
+                                    reason="--promote on train")
+    return TrainingResult(version=info, promoted=promote)

@@ -1,0 +1,1 @@
+"""Storage side: settings, database engine and sessions, prediction log, feedback, PII redaction."""

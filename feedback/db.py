@@ -1,0 +1,153 @@
+"""The one engine per database URL, sessions, and where data lives.
+
+SQLite gets WAL (readers never block the writer), foreign keys and a busy timeout, so the
+web app, a CLI command and a benchmark can share one file. Every public store function runs
+inside `session_scope()`, which commits or rolls back as a unit.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event, insert, select
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from feedback.errors import StorageError
+from feedback.settings import Settings, load_settings
+from feedback.tables import Base, Deployment, utc_now
+
+_engines: dict[str, Engine] = {}
+_lock = threading.Lock()
+
+
+def _configure_sqlite(engine: Engine, busy_timeout_s: float) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # NORMAL is durable across application crashes in WAL mode; FULL only adds power-loss
+        # safety at the cost of an fsync on every prediction.
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+        cursor.close()
+
+
+def _create_schema(engine: Engine) -> None:
+    """Create missing tables and the single deployment pointer row (idempotent, race-safe)."""
+    Base.metadata.create_all(engine)
+    try:
+        with engine.begin() as conn:
+            if conn.scalar(select(Deployment.id).where(Deployment.id == 1)) is None:
+                conn.execute(insert(Deployment).values(id=1, revision=0, updated_at=utc_now()))
+    except IntegrityError:
+        pass  # another process created it first
+
+
+def get_engine(settings: Settings | None = None) -> Engine:
+    """The shared engine for the configured database, created (with its tables) on first use.
+
+    Raises StorageError when the database cannot be reached or its folder cannot be made.
+    """
+    settings = settings or load_settings()
+    url = settings.effective_database_url
+    with _lock:
+        engine = _engines.get(url)
+        if engine is not None:
+            return engine
+        if url.startswith("sqlite"):
+            try:
+                settings.data_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StorageError(
+                    f"Cannot create the data folder {settings.data_dir}: {exc.strerror}. "
+                    "Set DATA_DIR to a writable folder."
+                ) from exc
+            engine = create_engine(url, connect_args={"timeout": settings.db_busy_timeout_s})
+            _configure_sqlite(engine, settings.db_busy_timeout_s)
+        else:
+            engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+        try:
+            _create_schema(engine)
+        except SQLAlchemyError as exc:
+            engine.dispose()
+            raise StorageError(f"Cannot open the database: {describe_db_error(exc)}") from exc
+        _engines[url] = engine
+        return engine
+
+
+def dispose_engines() -> None:
+    """Close every pooled connection (tests and forked workers)."""
+    with _lock:
+        for engine in _engines.values():
+            engine.dispose()
+        _engines.clear()
+
+
+def describe_db_error(exc: BaseException) -> str:
+    """A sentence a person can act on, never a driver traceback."""
+    text = str(getattr(exc, "orig", exc)).splitlines()[0] if str(exc) else type(exc).__name__
+    if isinstance(exc, OperationalError) and "locked" in text.lower():
+        return "the database is locked by another process; try again in a moment"
+    if isinstance(exc, OperationalError):
+        return f"the database is not reachable ({text})"
+    return text
+
+
+@contextmanager
+def session_scope(settings: Settings | None = None) -> Iterator[Session]:
+    """A session that commits on success and rolls back on any error.
+
+    Database failures surface as StorageError with a plain-words reason.
+    """
+    factory = sessionmaker(bind=get_engine(settings), expire_on_commit=False)
+    session = factory()
+    try:
+        yield session
+        session.commit()
+    except SQLAlchemyError as exc:
+        session.rollback()
+        raise StorageError(describe_db_error(exc)) from exc
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+@dataclass(frozen=True)
+class StorageInfo:
+    """Where data is kept, and whether it survives a restart of the host."""
+
+    location: str
+    persistent: bool
+    advice: str
+
+
+def describe_storage(settings: Settings | None = None) -> StorageInfo:
+    """Say where predictions and models are stored and warn about ephemeral disks.
+
+    On Hugging Face Spaces (SPACE_ID set) only `/data` (persistent storage) or an external
+    database survive a restart; elsewhere a local folder is taken as persistent.
+    """
+    settings = settings or load_settings()
+    if settings.database_url:
+        backend = settings.database_url.split("://", 1)[0]
+        return StorageInfo(f"{backend} database (DATABASE_URL)", True, "")
+    location = str(settings.data_dir / "support_triage.db")
+    on_space = bool(os.environ.get("SPACE_ID"))
+    persistent = not on_space or Path("/data") in (settings.data_dir, *settings.data_dir.parents)
+    advice = (
+        ""
+        if persistent
+        else "This Space's own disk is wiped on restart: predictions, ratings and models will be "
+        "lost. Enable persistent storage (mounted at /data) or set DATABASE_URL to a managed "
+        "PostgreSQL to keep them."
+    )
+    return StorageInfo(f"SQLite file {location}", persistent, advice)

@@ -1,0 +1,115 @@
+"""All settings, read from environment variables in one place.
+
+Each setting has a default that is safe for a single-user SQLite install and a line of help;
+`python -m classifier settings` prints them. Secrets are only ever read from the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+
+def _default_data_dir() -> Path:
+    """`/data` when it exists and is writable (a Space's persistent volume), else `./data`."""
+    mounted = Path("/data")
+    if mounted.is_dir() and os.access(mounted, os.W_OK):
+        return mounted
+    return Path("data").resolve()
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name, "").strip()
+    return value or default
+
+
+def _int(name: str, default: int) -> int:
+    raw = _env(name, str(default))
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"Setting {name}={raw!r} is not a whole number") from exc
+
+
+def _float(name: str, default: float) -> float:
+    raw = _env(name, str(default))
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"Setting {name}={raw!r} is not a number") from exc
+
+
+def _bool(name: str, default: bool) -> bool:
+    raw = _env(name, "1" if default else "0").lower()
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"Setting {name}={raw!r} is not on/off (use 1 or 0)")
+
+
+def _help(text: str, env: str) -> dict[str, str]:
+    return {"help": text, "env": env}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """One immutable snapshot of the configuration."""
+
+    data_dir: Path = field(metadata=_help("Folder for the SQLite database", "DATA_DIR"))
+    database_url: str = field(
+        metadata=_help("SQLAlchemy URL; empty means SQLite in DATA_DIR", "DATABASE_URL")
+    )
+    redact_pii: bool = field(
+        metadata=_help("Redact e-mails, phones, cards, IBANs before storage", "REDACT_PII")
+    )
+    max_text_chars: int = field(
+        metadata=_help("Longest message accepted, in characters", "MAX_TEXT_CHARS")
+    )
+    low_confidence: float = field(
+        metadata=_help("Below this confidence the UI asks for a human check", "LOW_CONFIDENCE")
+    )
+    model_poll_seconds: float = field(
+        metadata=_help("How often a process checks which version is live", "MODEL_POLL_SECONDS")
+    )
+    db_busy_timeout_s: float = field(
+        metadata=_help("How long SQLite waits for a lock before giving up", "DB_BUSY_TIMEOUT")
+    )
+    server_name: str = field(metadata=_help("Host the app listens on", "GRADIO_SERVER_NAME"))
+    server_port: int = field(metadata=_help("Port (GRADIO_SERVER_PORT or PORT)", "GRADIO_SERVER_PORT"))
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'support_triage.db'}"
+
+
+def load_settings() -> Settings:
+    """Read the environment now; raises ValueError naming the setting that is malformed."""
+    data_dir = Path(_env("DATA_DIR", "")) if _env("DATA_DIR", "") else _default_data_dir()
+    port = os.environ.get("GRADIO_SERVER_PORT", "").strip() or os.environ.get("PORT", "").strip()
+    return Settings(
+        data_dir=data_dir.expanduser().resolve(),
+        database_url=_env("DATABASE_URL", ""),
+        redact_pii=_bool("REDACT_PII", True),
+        max_text_chars=_int("MAX_TEXT_CHARS", 5000),
+        low_confidence=_float("LOW_CONFIDENCE", 0.5),
+        model_poll_seconds=_float("MODEL_POLL_SECONDS", 2.0),
+        db_busy_timeout_s=_float("DB_BUSY_TIMEOUT", 5.0),
+        server_name=_env("GRADIO_SERVER_NAME", "127.0.0.1"),
+        server_port=int(port) if port.isdigit() else 7860,
+    )
+
+
+def describe_settings(settings: Settings) -> list[tuple[str, str, str]]:
+    """(environment variable, current value, help) for each setting, secrets masked."""
+    rows = []
+    for f in fields(settings):
+        value = str(getattr(settings, f.name))
+        if f.name == "database_url" and "@" in value:
+            value = value.split("://", 1)[0] + "://***@" + value.rsplit("@", 1)[1]
+        rows.append((f.metadata["env"], value, f.metadata["help"]))
+    return rows
+

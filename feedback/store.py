@@ -1,0 +1,119 @@
+"""The prediction log and feedback: the write side used by the prediction service.
+
+Functions take the session as a keyword argument and return plain dataclasses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from feedback.errors import InvalidInputError, NotFoundError
+from feedback.tables import Feedback, Prediction, utc_now
+
+SOURCES = ("ui", "api", "batch")
+STATUSES = ("ok", "rejected", "error")
+VERDICTS = ("up", "down")
+MAX_COMMENT_CHARS = 1000
+
+
+@dataclass(frozen=True)
+class PredictionRecord:
+    request_id: str
+    created_at: datetime
+    source: str
+    status: str
+    reason: str | None
+    text: str | None
+    text_chars: int
+    label: str | None
+    confidence: float | None
+    scores: dict[str, float] | None
+    model_version: int | None
+    latency_ms: float | None
+
+
+@dataclass(frozen=True)
+class FeedbackRecord:
+    request_id: str
+    verdict: str
+    correct_label: str | None
+    comment: str | None
+    created_at: datetime
+    updated_at: datetime
+    changed: bool
+
+
+def _record(row: Prediction) -> PredictionRecord:
+    return PredictionRecord(
+        request_id=row.request_id, created_at=row.created_at, source=row.source,
+        status=row.status, reason=row.reason, text=row.text, text_chars=row.text_chars,
+        label=row.label, confidence=row.confidence, scores=row.scores,
+        model_version=row.model_version, latency_ms=row.latency_ms,
+    )
+
+
+def log_prediction(*, session: Session, record: PredictionRecord) -> None:
+    """Append one prediction row (the caller has already redacted the text)."""
+    if record.source not in SOURCES or record.status not in STATUSES:
+        raise ValueError(f"bad source/status {record.source!r}/{record.status!r}")
+    session.add(Prediction(**vars(record)))
+
+
+def get_prediction(*, session: Session, request_id: str) -> PredictionRecord:
+    """Raises NotFoundError when no prediction has that request id."""
+    row = session.scalar(select(Prediction).where(Prediction.request_id == request_id))
+    if row is None:
+        raise NotFoundError(f"Prediction with request id {request_id!r} not found.")
+    return _record(row)
+
+
+def record_feedback(*, session: Session, request_id: str, verdict: str,
+                    correct_label: str | None = None,
+                    comment: str | None = None) -> FeedbackRecord:
+    """Rate a prediction; rating it again replaces the earlier rating (one row per prediction).
+
+    A corrected label must be one of the categories of the model that answered. Raises
+    InvalidInputError for an unknown verdict or label, or a rating of a request that was not
+    answered; NotFoundError for an unknown request id.
+    """
+    if verdict not in VERDICTS:
+        raise InvalidInputError(f"Verdict must be 'up' or 'down', not {verdict!r}.")
+    correct_label = (correct_label or "").strip() or None
+    if verdict == "up":
+        correct_label = None
+    comment = (comment or "").strip()[:MAX_COMMENT_CHARS] or None
+    prediction = session.scalar(select(Prediction).where(Prediction.request_id == request_id))
+    if prediction is None:
+        raise NotFoundError(f"Prediction with request id {request_id!r} not found.")
+    if prediction.status != "ok" or not prediction.scores:
+        raise InvalidInputError("Only a message that was classified can be rated.")
+    if correct_label and correct_label not in prediction.scores:
+        raise InvalidInputError(
+            f"{correct_label!r} is not a category of the model that answered; choose one of "
+            f"{', '.join(sorted(prediction.scores))}."
+        )
+    now = utc_now()
+    row = session.scalar(select(Feedback).where(Feedback.prediction_id == prediction.id))
+    changed = row is not None
+    if row is None:
+        row = Feedback(prediction_id=prediction.id, created_at=now)
+        session.add(row)
+    row.verdict, row.correct_label, row.comment, row.updated_at = (
+        verdict, correct_label, comment, now)
+    session.flush()
+    return FeedbackRecord(request_id=request_id, verdict=verdict, correct_label=correct_label,
+                          comment=comment, created_at=row.created_at, updated_at=now,
+                          changed=changed)
+
+
+def count_rows(*, session: Session) -> dict[str, Any]:
+    """Row counts of the log, for start-up messages and tests."""
+    return {
+        "predictions": session.scalar(select(func.count()).select_from(Prediction)) or 0,
+        "feedback": session.scalar(select(func.count()).select_from(Feedback)) or 0,
+    }

@@ -1,0 +1,152 @@
+"""Database tables: the prediction log, feedback, and the model registry's rows.
+
+Times are stored as naive UTC (portable across SQLite and PostgreSQL) and come back as
+timezone-aware UTC datetimes. Model artifact bytes live in their own table so that listing
+versions never loads megabytes of model.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Naive UTC in the database, aware UTC in Python."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; use datetime.now(UTC)")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class ModelVersion(Base):
+    """One immutable trained model; rows are added, never updated except by the lifecycle."""
+
+    __tablename__ = "model_versions"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    created_at: Mapped[datetime]
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int]
+    labels: Mapped[list[Any]]
+    taxonomy: Mapped[str | None] = mapped_column(String(100))
+    accuracy: Mapped[float]
+    macro_f1: Mapped[float]
+    n_train: Mapped[int]
+    n_test: Mapped[int]
+    report: Mapped[dict[str, Any]]
+    data_fingerprint: Mapped[dict[str, Any]]
+    params: Mapped[dict[str, Any]]
+    library_versions: Mapped[dict[str, Any]]
+    git_commit: Mapped[str | None] = mapped_column(String(40))
+    training_seconds: Mapped[float]
+
+
+class ModelArtifact(Base):
+    """The skops bytes of a version, checked against ModelVersion.sha256 on every load."""
+
+    __tablename__ = "model_artifacts"
+
+    version: Mapped[int] = mapped_column(
+        ForeignKey("model_versions.version", ondelete="RESTRICT"), primary_key=True
+    )
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Deployment(Base):
+    """The single pointer row saying which version serves; `revision` bumps on each change
+    so every process can notice a switch with one cheap query."""
+
+    __tablename__ = "deployment"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    live_version: Mapped[int | None] = mapped_column(ForeignKey("model_versions.version"))
+    revision: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime]
+
+
+class ModelEvent(Base):
+    """Audit trail of every registry change: what, from, to, who and why."""
+
+    __tablename__ = "model_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime]
+    action: Mapped[str] = mapped_column(String(20))
+    version: Mapped[int | None]
+    from_version: Mapped[int | None]
+    to_version: Mapped[int | None]
+    actor: Mapped[str] = mapped_column(String(100))
+    reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class Prediction(Base):
+    """One row per classify request, accepted or not."""
+
+    __tablename__ = "predictions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(String(32), unique=True)
+    created_at: Mapped[datetime]
+    source: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(10))
+    reason: Mapped[str | None] = mapped_column(String(300))
+    text: Mapped[str | None] = mapped_column(Text)
+    text_chars: Mapped[int]
+    label: Mapped[str | None] = mapped_column(String(200))
+    confidence: Mapped[float | None] = mapped_column(Float)
+    scores: Mapped[dict[str, Any] | None]
+    model_version: Mapped[int | None] = mapped_column(ForeignKey("model_versions.version"))
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+
+    __table_args__ = (
+        Index("ix_predictions_created_at", "created_at"),
+        Index("ix_predictions_version_created", "model_version", "created_at"),
+    )
+
+
+class Feedback(Base):
+    """The rating of one prediction; a second rating updates this row instead of adding one."""
+
+    __tablename__ = "feedback"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    prediction_id: Mapped[int] = mapped_column(
+        ForeignKey("predictions.id", ondelete="CASCADE"), unique=True
+    )
+    verdict: Mapped[str] = mapped_column(String(4))
+    correct_label: Mapped[str | None] = mapped_column(String(200))
+    comment: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
