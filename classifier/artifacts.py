@@ -53,7 +53,9 @@ def load_model(data: bytes, *, expected_sha256: str, name: str = "model") -> Pip
     except ArtifactError:
         raise
     except Exception as exc:  # skops raises many types for a broken zip or schema
-        raise ArtifactError(f"{name}: artifact cannot be read ({type(exc).__name__}: {exc})") from exc
+        raise ArtifactError(
+            f"{name}: artifact cannot be read ({type(exc).__name__}: {exc})"
+        ) from exc
     if not isinstance(model, Pipeline) or not hasattr(model, "predict_proba"):
         raise ArtifactError(f"{name}: artifact is a {type(model).__name__}, not a classifier")
     return model

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from classifier import registry
-from classifier.dataset import DEFAULT_TAXONOMY, DEFAULT_TEST, DEFAULT_TRAIN, load_dataset, load_taxonomy
+from classifier.dataset import (
+    DEFAULT_TAXONOMY,
+    DEFAULT_TEST,
+    DEFAULT_TRAIN,
+    load_dataset,
+    load_taxonomy,
+)
 from classifier.training import Progress, TrainingResult, train_version
 from feedback.db import session_scope
 from feedback.settings import Settings

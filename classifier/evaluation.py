@@ -6,7 +6,12 @@ import time
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    f1_score,
+    precision_recall_fscore_support,
+)
 from sklearn.pipeline import Pipeline
 
 # Fifteen equal-width confidence bins is the usual choice for expected calibration error.
@@ -60,7 +65,7 @@ def evaluate(pipeline: Pipeline, texts: list[str], labels: list[str]) -> dict[st
         "per_class": {
             label: {"precision": round(float(p), 4), "recall": round(float(r), 4),
                     "f1": round(float(f), 4), "support": int(s)}
-            for label, p, r, f, s in zip(report_labels, precision, recall, f1, support)
+            for label, p, r, f, s in zip(report_labels, precision, recall, f1, support, strict=True)
         },
         "confusion_matrix": {
             "labels": report_labels,

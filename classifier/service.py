@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 
 from classifier.serving import LoadedModel, ModelCache, ModelUnavailableError
-from classifier.validation import RejectedInput, validate_text
+from classifier.validation import RejectedInputError, validate_text
 from feedback.db import session_scope
 from feedback.errors import SupportTriageError
 from feedback.redact import redact
@@ -51,7 +51,7 @@ class PredictionService:
     def predict(self, text: object, *, source: str = "ui") -> PredictionResult:
         """Classify one message and log it.
 
-        Raises RejectedInput (logged as rejected), ModelUnavailableError or PredictionError
+        Raises RejectedInputError (logged as rejected), ModelUnavailableError or PredictionError
         (logged as error), or StorageError when the log cannot be written.
         """
         request_id = uuid.uuid4().hex
@@ -59,7 +59,7 @@ class PredictionService:
         chars = len(text) if isinstance(text, str) else 0
         try:
             clean = validate_text(text, max_chars=self.settings.max_text_chars)
-        except RejectedInput as exc:
+        except RejectedInputError as exc:
             self._log_failure(request_id, source, "rejected", f"{exc.code}: {exc}", chars, start)
             raise
         stored = redact(clean) if self.settings.redact_pii else clean
@@ -75,7 +75,8 @@ class PredictionService:
                               chars, start, stored)
             raise PredictionError(f"The model could not classify this message (request "
                                   f"{request_id}); it has been logged.") from exc
-        scores = {str(c): round(float(p), 6) for c, p in zip(model.pipeline.classes_, proba)}
+        pairs = zip(model.pipeline.classes_, proba, strict=True)
+        scores = {str(c): round(float(p), 6) for c, p in pairs}
         scores = dict(sorted(scores.items(), key=lambda kv: kv[1], reverse=True))
         label, confidence = next(iter(scores.items()))
         latency_ms = round((time.perf_counter() - start) * 1000, 3)

@@ -12,7 +12,7 @@ MAX_JUNK_SHARE = 0.1
 _ALLOWED_CONTROLS = {"\n", "\r", "\t"}
 
 
-class RejectedInput(InvalidInputError):
+class RejectedInputError(InvalidInputError):
     """A message refused before prediction; `code` is machine-readable."""
 
     def __init__(self, code: str, message: str) -> None:
@@ -27,25 +27,26 @@ def _is_junk(ch: str) -> bool:
 
 
 def validate_text(text: object, *, max_chars: int) -> str:
-    """Return the stripped message, or raise RejectedInput saying what to fix."""
+    """Return the stripped message, or raise RejectedInputError saying what to fix."""
     if not isinstance(text, str):
-        raise RejectedInput("not_text", f"The message must be text, not {type(text).__name__}.")
+        raise RejectedInputError("not_text",
+                                 f"The message must be text, not {type(text).__name__}.")
     stripped = text.strip()
     if not stripped:
-        raise RejectedInput("empty", "The message is empty: paste the customer's message.")
+        raise RejectedInputError("empty", "The message is empty: paste the customer's message.")
     if len(stripped) > max_chars:
-        raise RejectedInput(
+        raise RejectedInputError(
             "too_long",
             f"The message is {len(stripped):,} characters long; the limit is {max_chars:,}. "
             "Paste only the customer's message, or shorten it.",
         )
     junk = sum(_is_junk(ch) for ch in stripped)
     if "\x00" in stripped or junk / len(stripped) > MAX_JUNK_SHARE:
-        raise RejectedInput(
+        raise RejectedInputError(
             "binary",
             "The message looks like binary data or a broken encoding, not text. "
             "Paste the message as plain text.",
         )
     if not any(unicodedata.category(ch).startswith("L") for ch in stripped):
-        raise RejectedInput("no_words", "The message has no words to classify.")
+        raise RejectedInputError("no_words", "The message has no words to classify.")
     return stripped

@@ -77,7 +77,9 @@ class Settings:
         metadata=_help("How long SQLite waits for a lock before giving up", "DB_BUSY_TIMEOUT")
     )
     server_name: str = field(metadata=_help("Host the app listens on", "GRADIO_SERVER_NAME"))
-    server_port: int = field(metadata=_help("Port (GRADIO_SERVER_PORT or PORT)", "GRADIO_SERVER_PORT"))
+    server_port: int = field(
+        metadata=_help("Port (GRADIO_SERVER_PORT, else PORT)", "GRADIO_SERVER_PORT")
+    )
 
     @property
     def effective_database_url(self) -> str:

@@ -1,0 +1,1 @@
+"""Read side: SQL aggregates and Plotly figures for the Monitoring tab."""

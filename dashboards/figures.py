@@ -1,0 +1,139 @@
+"""Plotly figures for the Monitoring tab, built from the small aggregates in queries.py."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+import plotly.graph_objects as go
+
+from dashboards.queries import CONFIDENCE_BINS, LATENCY_EDGES_MS
+
+STATUS_COLORS = {"ok": "#2a9d8f", "rejected": "#e9c46a", "error": "#e76f51"}
+PERCENTILES = (50, 95, 99)
+
+
+def _layout(fig: go.Figure, title: str, y_title: str, **extra: object) -> go.Figure:
+    fig.update_layout(title={"text": title}, yaxis={"title": {"text": y_title}},
+                      margin={"l": 50, "r": 20, "t": 50, "b": 40}, height=320,
+                      legend={"orientation": "h", "y": -0.2}, **extra)
+    return fig
+
+
+def _empty(title: str) -> go.Figure:
+    fig = go.Figure()
+    fig.add_annotation(text="No requests in this window yet", showarrow=False,
+                       x=0.5, y=0.5, xref="paper", yref="paper", font={"size": 14})
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return _layout(fig, title, "")
+
+
+Series = dict[str, dict[datetime, int]]
+
+
+def _pivot(rows: Iterable[tuple[datetime, str, int]]) -> tuple[list[datetime], Series]:
+    series: Series = defaultdict(dict)
+    times: set[datetime] = set()
+    for when, key, n in rows:
+        series[str(key)][when] = n
+        times.add(when)
+    return sorted(times), series
+
+
+def requests_figure(rows: Sequence[tuple[datetime, str, int]]) -> go.Figure:
+    title = "Requests over time"
+    if not rows:
+        return _empty(title)
+    times, series = _pivot(rows)
+    fig = go.Figure([
+        go.Bar(x=times, y=[series[s].get(t, 0) for t in times], name=s,
+               marker_color=STATUS_COLORS.get(s))
+        for s in STATUS_COLORS if s in series
+    ])
+    return _layout(fig, title, "requests", barmode="stack")
+
+
+def failure_share_figure(rows: Sequence[tuple[datetime, str, int]]) -> go.Figure:
+    title = "Share of rejected and failed requests"
+    if not rows:
+        return _empty(title)
+    times, series = _pivot(rows)
+    totals = {t: sum(s.get(t, 0) for s in series.values()) for t in times}
+    fig = go.Figure([
+        go.Scatter(x=times, y=[100 * series[s].get(t, 0) / totals[t] for t in times],
+                   name=s, mode="lines+markers", line={"color": STATUS_COLORS[s]})
+        for s in ("rejected", "error")
+    ])
+    return _layout(fig, title, "% of requests", yaxis_range=[0, 100])
+
+
+def percentile_from_histogram(counts: dict[int, int], q: float) -> float:
+    """The q-th percentile (0-100) from bin counts, interpolating linearly inside a bin."""
+    total = sum(counts.values())
+    target = total * q / 100
+    seen = 0
+    for i in sorted(counts):
+        n = counts[i]
+        if seen + n >= target and n:
+            low = LATENCY_EDGES_MS[i - 1] if i > 0 else 0.0
+            high = LATENCY_EDGES_MS[i] if i < len(LATENCY_EDGES_MS) else low * 2
+            return low + (high - low) * (target - seen) / n
+        seen += n
+    return 0.0
+
+
+def latency_figure(rows: Sequence[tuple[datetime, int, int]]) -> go.Figure:
+    title = "Latency percentiles (ms)"
+    if not rows:
+        return _empty(title)
+    per_bucket: dict[datetime, dict[int, int]] = defaultdict(dict)
+    for when, idx, n in rows:
+        per_bucket[when][idx] = n
+    times = sorted(per_bucket)
+    fig = go.Figure([
+        go.Scatter(x=times, y=[round(percentile_from_histogram(per_bucket[t], q), 2)
+                               for t in times], name=f"p{q}", mode="lines+markers")
+        for q in PERCENTILES
+    ])
+    return _layout(fig, title, "milliseconds")
+
+
+def label_mix_figure(rows: Sequence[tuple[datetime, str, int]]) -> go.Figure:
+    title = "Predicted category mix"
+    if not rows:
+        return _empty(title)
+    times, series = _pivot(rows)
+    fig = go.Figure([
+        go.Scatter(x=times, y=[series[label].get(t, 0) for t in times], name=label,
+                   stackgroup="mix", groupnorm="percent", mode="lines")
+        for label in sorted(series)
+    ])
+    return _layout(fig, title, "% of answered requests")
+
+
+def confidence_figure(rows: Sequence[tuple[int, int]]) -> go.Figure:
+    title = "Confidence of predictions"
+    if not rows:
+        return _empty(title)
+    width = 1 / CONFIDENCE_BINS
+    fig = go.Figure(go.Bar(x=[(i + 0.5) * width for i, _ in rows], y=[n for _, n in rows],
+                           width=width * 0.95, marker_color="#264653"))
+    fig.update_xaxes(title={"text": "confidence"}, range=[0, 1])
+    return _layout(fig, title, "requests")
+
+
+def feedback_figure(rows: Sequence[tuple[int, int, int]]) -> go.Figure:
+    title = "Thumbs-up rate per model version"
+    if not rows:
+        fig = _empty(title)
+        fig.layout.annotations[0].text = "No ratings in this window yet"
+        return fig
+    fig = go.Figure(go.Bar(
+        x=[f"v{v}" for v, _, _ in rows],
+        y=[100 * up / (up + down) for _, up, down in rows],
+        text=[f"{up} up / {down} down" for _, up, down in rows], textposition="auto",
+        marker_color="#2a9d8f",
+    ))
+    return _layout(fig, title, "% thumbs up", yaxis_range=[0, 100])

@@ -1,0 +1,71 @@
+"""One call that gathers every Monitoring figure for a window (the tab's only entry point)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+import plotly.graph_objects as go
+
+from dashboards import figures, queries
+from feedback.db import session_scope
+from feedback.settings import Settings
+
+
+@dataclass(frozen=True)
+class MonitoringView:
+    summary: str
+    figures: dict[str, go.Figure]
+    query_ms: float
+
+
+FIGURE_NAMES = ("requests", "latency", "failures", "labels", "confidence", "feedback")
+
+
+def _summary(status_rows: list[tuple[datetime, str, int]],
+             latency_rows: list[tuple[datetime, int, int]],
+             feedback_rows: list[tuple[int, int, int]], window_name: str) -> str:
+    totals: dict[str, int] = {}
+    for _, status, n in status_rows:
+        totals[status] = totals.get(status, 0) + n
+    total = sum(totals.values())
+    latency: dict[int, int] = {}
+    for _, idx, n in latency_rows:
+        latency[idx] = latency.get(idx, 0) + n
+    up = sum(u for _, u, _ in feedback_rows)
+    down = sum(d for _, _, d in feedback_rows)
+    p95 = figures.percentile_from_histogram(latency, 95) if latency else 0.0
+    rated = f"{up} up / {down} down" if up + down else "none yet"
+    return (f"**{window_name}: {total:,} requests** ({totals.get('ok', 0):,} answered, "
+            f"{totals.get('rejected', 0):,} rejected, {totals.get('error', 0):,} failed) · "
+            f"latency p95 ≈ {p95:.1f} ms · ratings: {rated}")
+
+
+def load_monitoring(settings: Settings, window_name: str,
+                    now: datetime | None = None) -> MonitoringView:
+    """Run the aggregates for `window_name` (a key of queries.WINDOWS) and build the figures.
+
+    Raises KeyError for an unknown window and StorageError when the database is unreachable.
+    """
+    window = queries.make_window(window_name, now)
+    start = time.perf_counter()
+    with session_scope(settings) as session:
+        status_rows = queries.requests_by_status(session=session, window=window)
+        latency_rows = queries.latency_histogram(session=session, window=window)
+        label_rows = queries.label_mix(session=session, window=window)
+        confidence_rows = queries.confidence_histogram(session=session, window=window)
+        feedback_rows = queries.feedback_by_version(session=session, window=window)
+    query_ms = (time.perf_counter() - start) * 1000
+    return MonitoringView(
+        summary=_summary(status_rows, latency_rows, feedback_rows, window_name),
+        figures={
+            "requests": figures.requests_figure(status_rows),
+            "latency": figures.latency_figure(latency_rows),
+            "failures": figures.failure_share_figure(status_rows),
+            "labels": figures.label_mix_figure(label_rows),
+            "confidence": figures.confidence_figure(confidence_rows),
+            "feedback": figures.feedback_figure(feedback_rows),
+        },
+        query_ms=round(query_ms, 1),
+    )

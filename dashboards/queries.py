@@ -1,0 +1,123 @@
+"""Aggregates for the Monitoring tab, computed in SQL so a large log is never loaded.
+
+Each function takes the session and a Window and returns small lists of plain tuples
+(bucket start, ..., count), ready for a chart. Latency percentiles come from a per-bucket
+histogram over fixed bins (as Prometheus does), which both SQLite and PostgreSQL can count.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Integer, and_, case, func, literal, select
+from sqlalchemy.orm import Session
+
+from dashboards.sqlfuncs import epoch_seconds, floor_int
+from feedback.tables import Feedback, Prediction
+
+# Upper edges of the latency bins in milliseconds: fine where requests normally land
+# (a few ms), coarse for the slow tail. The last bin is open-ended.
+LATENCY_EDGES_MS = (0.5, 1, 1.5, 2, 3, 4, 5, 7.5, 10, 15, 20, 30, 50, 75, 100, 150, 250, 500,
+                    1000, 2500, 5000, 10000)
+CONFIDENCE_BINS = 20
+
+
+@dataclass(frozen=True)
+class Window:
+    """A time range and the width of its chart buckets."""
+
+    start: datetime
+    end: datetime
+    bucket_seconds: int
+
+
+# (label, length, bucket width): about 60-170 points per chart.
+WINDOWS: dict[str, tuple[timedelta, int]] = {
+    "Last hour": (timedelta(hours=1), 60),
+    "Last 24 hours": (timedelta(hours=24), 15 * 60),
+    "Last 7 days": (timedelta(days=7), 3600),
+    "Last 30 days": (timedelta(days=30), 6 * 3600),
+}
+
+
+def make_window(name: str, now: datetime | None = None) -> Window:
+    """The named window ending now; raises KeyError for an unknown name."""
+    length, bucket = WINDOWS[name]
+    end = now or datetime.now(UTC)
+    return Window(start=end - length, end=end, bucket_seconds=bucket)
+
+
+def _in_window(window: Window):  # type: ignore[no-untyped-def]
+    return and_(Prediction.created_at >= window.start, Prediction.created_at < window.end)
+
+
+def _bucket(window: Window):  # type: ignore[no-untyped-def]
+    width = literal(window.bucket_seconds, Integer)
+    return (epoch_seconds(Prediction.created_at) / width * width).label("bucket")
+
+
+def _as_time(epoch: int) -> datetime:
+    return datetime.fromtimestamp(int(epoch), UTC)
+
+
+def requests_by_status(*, session: Session, window: Window) -> list[tuple[datetime, str, int]]:
+    """(bucket start, status, requests)."""
+    bucket = _bucket(window)
+    rows = session.execute(
+        select(bucket, Prediction.status, func.count())
+        .where(_in_window(window)).group_by(bucket, Prediction.status).order_by(bucket)
+    )
+    return [(_as_time(b), status, n) for b, status, n in rows]
+
+
+def latency_bin_expr():  # type: ignore[no-untyped-def]
+    """Index of the latency bin of each row (len(LATENCY_EDGES_MS) for the open tail)."""
+    whens = [(Prediction.latency_ms < edge, i) for i, edge in enumerate(LATENCY_EDGES_MS)]
+    return case(*whens, else_=len(LATENCY_EDGES_MS)).label("latency_bin")
+
+
+def latency_histogram(*, session: Session, window: Window) -> list[tuple[datetime, int, int]]:
+    """(bucket start, latency bin index, requests) for answered requests."""
+    bucket, latency_bin = _bucket(window), latency_bin_expr()
+    rows = session.execute(
+        select(bucket, latency_bin, func.count())
+        .where(_in_window(window), Prediction.status == "ok")
+        .group_by(bucket, latency_bin).order_by(bucket)
+    )
+    return [(_as_time(b), int(i), n) for b, i, n in rows]
+
+
+def label_mix(*, session: Session, window: Window) -> list[tuple[datetime, str, int]]:
+    """(bucket start, predicted label, requests)."""
+    bucket = _bucket(window)
+    rows = session.execute(
+        select(bucket, Prediction.label, func.count())
+        .where(_in_window(window), Prediction.status == "ok")
+        .group_by(bucket, Prediction.label).order_by(bucket)
+    )
+    return [(_as_time(b), label, n) for b, label, n in rows]
+
+
+def confidence_histogram(*, session: Session, window: Window) -> list[tuple[int, int]]:
+    """(bin index 0..CONFIDENCE_BINS-1, requests); confidence 1.0 falls in the last bin."""
+    raw = floor_int(Prediction.confidence * CONFIDENCE_BINS)
+    idx = case((raw >= CONFIDENCE_BINS, CONFIDENCE_BINS - 1), else_=raw).label("bin")
+    rows = session.execute(
+        select(idx, func.count())
+        .where(_in_window(window), Prediction.status == "ok").group_by(idx).order_by(idx)
+    )
+    return [(int(i), n) for i, n in rows]
+
+
+def feedback_by_version(*, session: Session, window: Window) -> list[tuple[int, int, int]]:
+    """(model version, thumbs up, thumbs down) for predictions made in the window."""
+    up = func.sum(case((Feedback.verdict == "up", 1), else_=0))
+    down = func.sum(case((Feedback.verdict == "down", 1), else_=0))
+    rows = session.execute(
+        select(Prediction.model_version, up, down)
+        .join(Feedback, Feedback.prediction_id == Prediction.id)
+        .where(_in_window(window)).group_by(Prediction.model_version)
+        .order_by(Prediction.model_version)
+    )
+    return [(int(v), int(u or 0), int(d or 0)) for v, u, d in rows]

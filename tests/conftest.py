@@ -1,0 +1,185 @@
+"""Shared fixtures: fresh SQLite files and the real PostgreSQL, small trained models, a server.
+
+Storage tests take the `settings` fixture, which runs each test twice: on a new SQLite file
+under tmp_path and on a new schema of the real PostgreSQL at POSTGRES_TEST_URL
+(default: 127.0.0.1:5432, database `test`). PostgreSQL being down fails those tests: they
+are part of the suite, not optional.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+
+from classifier.dataset import DEFAULT_TAXONOMY, DEFAULT_TRAIN, load_dataset, load_taxonomy
+from classifier.training import train_version
+from feedback.db import dispose_engines
+from feedback.settings import Settings, load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+POSTGRES_URL = os.environ.get("POSTGRES_TEST_URL",
+                              "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+ENV_SETTINGS = ("DATA_DIR", "DATABASE_URL", "REDACT_PII", "MAX_TEXT_CHARS", "LOW_CONFIDENCE",
+                "MODEL_POLL_SECONDS", "DB_BUSY_TIMEOUT", "GRADIO_SERVER_NAME",
+                "GRADIO_SERVER_PORT", "PORT")
+SMALL_ROWS_PER_CATEGORY = 120
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Tests never see the developer's settings, and never share engines."""
+    for name in ENV_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    yield
+    dispose_engines()
+
+
+def make_settings(tmp_path: Path, database_url: str = "", **overrides: object) -> Settings:
+    base = dataclasses.replace(load_settings(), data_dir=tmp_path, database_url=database_url)
+    return dataclasses.replace(base, **overrides)
+
+
+@pytest.fixture
+def sqlite_settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path / "data")
+
+
+@pytest.fixture
+def postgres_settings(tmp_path: Path) -> Iterator[Settings]:
+    """A fresh schema on the real PostgreSQL, dropped afterwards."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    separator = "&" if "?" in POSTGRES_URL else "?"
+    url = f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
+    yield make_settings(tmp_path / "data", url)
+    dispose_engines()
+    with admin.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def settings(request: pytest.FixtureRequest) -> Settings:
+    """Runs the test on SQLite and on PostgreSQL."""
+    return request.getfixturevalue(f"{request.param}_settings")
+
+
+@pytest.fixture(scope="session")
+def small_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A quick-to-train slice of Banking77 already mapped onto the five support categories."""
+    taxonomy = load_taxonomy(DEFAULT_TAXONOMY)
+    data = taxonomy.apply(load_dataset(DEFAULT_TRAIN))
+    by_label: dict[str, list[str]] = {}
+    for text_, label in zip(data.texts, data.labels, strict=True):
+        by_label.setdefault(label, []).append(text_)
+    rng = random.Random(7)
+    path = tmp_path_factory.mktemp("data") / "small.csv"
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["text", "category"])
+        for label, texts in sorted(by_label.items()):
+            for t in rng.sample(texts, min(SMALL_ROWS_PER_CATEGORY, len(texts))):
+                writer.writerow([t, label])
+    return path
+
+
+@pytest.fixture
+def live_settings(settings: Settings, small_csv: Path) -> Settings:
+    """`settings` with a small model trained and promoted (SQLite and PostgreSQL)."""
+    train_version(data=load_dataset(small_csv), test=None, settings=settings, promote=True)
+    return settings
+
+
+@pytest.fixture
+def live_sqlite_settings(sqlite_settings: Settings, small_csv: Path) -> Settings:
+    train_version(data=load_dataset(small_csv), test=None, settings=sqlite_settings, promote=True)
+    return sqlite_settings
+
+
+@pytest.fixture(scope="session")
+def trained_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data folder whose SQLite database holds the default model, trained once by the app's
+    own first-start path; servers copy it instead of training again."""
+    from classifier.bootstrap import ensure_live_model
+
+    folder = tmp_path_factory.mktemp("trained")
+    settings = make_settings(folder)
+    ensure_live_model(settings, progress=lambda _m: None)
+    dispose_engines()
+    return folder
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclasses.dataclass
+class Server:
+    url: str
+    data_dir: Path
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def start_server(data_dir: Path, log_path: Path, extra_env: dict[str, str] | None = None,
+                 timeout: float = 120) -> Server:
+    """Run `python app.py` as a user would and wait until /api/v1/health says ok."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ENV_SETTINGS}
+    env.update({"DATA_DIR": str(data_dir), "GRADIO_SERVER_PORT": str(port),
+                "GRADIO_ANALYTICS_ENABLED": "False", **(extra_env or {})})
+    log_file = log_path.open("wb")
+    process = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env,
+                               stdout=log_file, stderr=subprocess.STDOUT)
+    server = Server(f"http://127.0.0.1:{port}", data_dir, process, log_path)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"app.py exited early:\n{server.log()}")
+        try:
+            if httpx.get(f"{server.url}/api/v1/health", timeout=2).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    stop_server(server)
+    raise RuntimeError(f"app.py did not become healthy in {timeout}s:\n{server.log()}")
+
+
+def stop_server(server: Server) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+
+
+@pytest.fixture
+def server(trained_data_dir: Path, tmp_path: Path) -> Iterator[Server]:
+    """A running app on a copy of the trained database."""
+    data_dir = tmp_path / "server-data"
+    shutil.copytree(trained_data_dir, data_dir)
+    running = start_server(data_dir, tmp_path / "server.log")
+    yield running
+    stop_server(running)

@@ -1,0 +1,1 @@
+"""Gradio user interface: layout and callbacks only; all work goes through the service."""
