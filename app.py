@@ -57,6 +57,7 @@ def main() -> None:
         log.warning(storage.advice)
     app, startup = create_app(settings)
     startup.start()
+    startup.models.start_polling()
     log.info("Support Triage on http://%s:%d", settings.server_name, settings.server_port)
     uvicorn.run(app, host=settings.server_name, port=settings.server_port, log_level="warning")
 

@@ -10,6 +10,7 @@ from classifier.dataset import (
     load_dataset,
     load_taxonomy,
 )
+from classifier.registry import LifecycleError
 from classifier.training import Progress, TrainingResult, train_version
 from feedback.db import session_scope
 from feedback.settings import Settings
@@ -28,6 +29,9 @@ def ensure_live_model(settings: Settings, progress: Progress = print) -> Trainin
     result = train_version(data=load_dataset(DEFAULT_TRAIN), test=load_dataset(DEFAULT_TEST),
                            settings=settings, taxonomy=taxonomy, promote=True,
                            actor="first-start", progress=progress)
+    if not result.promoted:
+        failed = "; ".join(f"{c.name}: {c.detail}" for c in result.gate.checks if not c.passed)
+        raise LifecycleError(f"The default model failed its readiness gate ({failed}).")
     progress(f"Default model version {result.version.version} is live "
              f"(accuracy {result.version.accuracy:.3f}, macro-F1 {result.version.macro_f1:.3f})")
     return result

@@ -1,4 +1,4 @@
-"""`python -m classifier`: train, list and promote model versions.
+"""`python -m classifier`: train, gate and list model versions, and change what serves.
 
 Errors print one line to stderr and exit with status 2; never a traceback.
 """
@@ -10,13 +10,15 @@ import json
 import sys
 from collections.abc import Sequence
 
-from classifier import registry
+from classifier import lifecycle, registry
+from classifier.artifacts import load_model
 from classifier.dataset import DEFAULT_LABEL_COLUMN, load_dataset, load_taxonomy
+from classifier.gate import format_checklist, run_gate
 from classifier.registry import ModelVersionInfo
 from classifier.training import TrainingResult, train_version
 from feedback.db import session_scope
-from feedback.errors import SupportTriageError
-from feedback.settings import describe_settings, load_settings
+from feedback.errors import InvalidInputError, SupportTriageError
+from feedback.settings import Settings, describe_settings, load_settings
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -29,12 +31,32 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--label-column", default=DEFAULT_LABEL_COLUMN)
     train.add_argument("--test-data", help="CSV to evaluate on (default: 20%% stratified holdout)")
     train.add_argument("--taxonomy", help="JSON file mapping labels onto categories")
-    train.add_argument("--promote", action="store_true", help="make the new version live")
+    train.add_argument("--promote", action="store_true",
+                       help="make the new version live if it passes the readiness gate")
+    train.add_argument("--allow-label-change", action="store_true",
+                       help="let the gate accept a label set that differs from the live one")
     models = sub.add_parser("models", help="list model versions")
     models.add_argument("--json", action="store_true", help="print a JSON list")
+    gate = sub.add_parser("gate", help="run the readiness gate on a version")
+    gate.add_argument("version", type=int)
+    gate.add_argument("--allow-label-change", action="store_true")
     promote = sub.add_parser("promote", help="make a version live")
     promote.add_argument("version", type=int)
-    promote.add_argument("--reason", default="")
+    rollback = sub.add_parser("rollback", help="return to the previously live version")
+    canary = sub.add_parser("canary", help="`canary VERSION --percent P` or `canary stop`")
+    canary.add_argument("target", help="a version number, or 'stop'")
+    canary.add_argument("--percent", type=int, help="traffic share 1-50 (default CANARY_PERCENT)")
+    reject = sub.add_parser("reject", help="mark a version as never to serve")
+    reject.add_argument("version", type=int)
+    for action in (promote, rollback, canary, reject):
+        action.add_argument("--reason", default="", help="recorded in the audit trail")
+    for action in (promote, canary):
+        action.add_argument("--force", action="store_true",
+                            help="override a failed or missing readiness gate (give --reason)")
+    events = sub.add_parser("events", help="print the audit trail of registry changes")
+    events.add_argument("--limit", type=int, default=30)
+    verify = sub.add_parser("verify-artifact", help=argparse.SUPPRESS)
+    verify.add_argument("version", type=int)
     sub.add_parser("settings", help="print the settings and where they come from")
     return parser
 
@@ -59,42 +81,96 @@ def _print_versions(versions: list[ModelVersionInfo]) -> None:
         print("No model versions yet. Train one: python -m classifier train --data FILE.csv")
         return
     print(f"{'version':>7}  {'status':9}  {'created (UTC)':19}  {'accuracy':>8}  "
-          f"{'macro-F1':>8}  labels  taxonomy")
+          f"{'macro-F1':>8}  gate    labels  taxonomy")
+    gate = {True: "passed", False: "FAILED", None: "-"}
     for v in versions:
         print(f"{v.version:>7}  {v.status:9}  {v.created_at:%Y-%m-%d %H:%M:%S}  "
-              f"{v.accuracy:8.4f}  {v.macro_f1:8.4f}  {len(v.labels):6d}  {v.taxonomy or '-'}")
+              f"{v.accuracy:8.4f}  {v.macro_f1:8.4f}  {gate[v.gate_passed]:6}  "
+              f"{len(v.labels):6d}  {v.taxonomy or '-'}")
+
+
+def _train(args: argparse.Namespace, settings: Settings) -> int:
+    result = train_version(
+            data=load_dataset(args.data, text_column=args.text_column,
+                              label_column=args.label_column),
+            test=load_dataset(args.test_data, text_column=args.text_column,
+                              label_column=args.label_column) if args.test_data else None,
+            taxonomy=load_taxonomy(args.taxonomy) if args.taxonomy else None,
+            settings=settings, promote=args.promote, allow_label_change=args.allow_label_change,
+            actor="cli", progress=lambda msg: print(msg, file=sys.stderr),
+        )
+    _print_report(result)
+    print(format_checklist(result.version.gate or {}).replace("**", ""))
+    if args.promote and not result.promoted:
+        print(f"Not promoted: version {result.version.version} failed the readiness gate.",
+              file=sys.stderr)
+    print(json.dumps(result.summary()))
+    return 1 if args.promote and not result.promoted else 0
+
+
+def _lifecycle(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "promote":
+        info = lifecycle.promote(settings, args.version, actor="cli", reason=args.reason,
+                                 force=args.force)
+        print(f"Model version {info.version} is live.")
+    elif args.command == "rollback":
+        info = lifecycle.rollback(settings, actor="cli", reason=args.reason)
+        print(f"Rolled back: model version {info.version} is live again.")
+    elif args.command == "canary" and args.target == "stop":
+        version = lifecycle.stop_canary(settings, actor="cli", reason=args.reason)
+        print(f"Canary of model version {version} stopped; all traffic goes to the live version.")
+    elif args.command == "canary":
+        if not args.target.isdigit():
+            raise InvalidInputError(f"canary takes a version number or 'stop', not {args.target!r}")
+        info = lifecycle.start_canary(settings, int(args.target), args.percent, actor="cli",
+                                      reason=args.reason, force=args.force)
+        with session_scope(settings) as session:
+            share = registry.deployment_state(session=session).canary_percent
+        print(f"Model version {info.version} is the canary for {share} % of requests.")
+    elif args.command == "reject":
+        info = lifecycle.reject(settings, args.version, actor="cli", reason=args.reason)
+        print(f"Model version {info.version} is rejected.")
+    return 0
 
 
 def run(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = load_settings()
     if args.command == "train":
-        result = train_version(
-            data=load_dataset(args.data, text_column=args.text_column,
-                              label_column=args.label_column),
-            test=load_dataset(args.test_data, text_column=args.text_column,
-                              label_column=args.label_column) if args.test_data else None,
-            taxonomy=load_taxonomy(args.taxonomy) if args.taxonomy else None,
-            settings=settings, promote=args.promote, actor="cli",
-            progress=lambda msg: print(msg, file=sys.stderr),
-        )
-        _print_report(result)
-        print(json.dumps(result.summary()))
-    elif args.command == "models":
+        return _train(args, settings)
+    if args.command in {"promote", "rollback", "canary", "reject"}:
+        return _lifecycle(args, settings)
+    if args.command == "gate":
+        report = run_gate(settings=settings, version=args.version,
+                          allow_label_change=args.allow_label_change, actor="cli")
+        with session_scope(settings) as session:
+            checklist = registry.get_version(session=session, version=args.version).gate or {}
+        print(format_checklist(checklist).replace("**", ""))
+        return 0 if report.passed else 1
+    if args.command == "verify-artifact":
+        with session_scope(settings) as session:
+            data, sha = registry.read_artifact(session=session, version=args.version)
+        model = load_model(data, expected_sha256=sha, name=f"version {args.version}")
+        print(json.dumps({"version": args.version, "sha256": sha,
+                          "labels": [str(c) for c in model.classes_]}))
+        return 0
+    if args.command == "events":
+        with session_scope(settings) as session:
+            events = registry.list_events(session=session, limit=args.limit)
+        for e in events:
+            print(f"{e['at']:%Y-%m-%d %H:%M:%S}  {e['action']:12} v{e['version']}  "
+                  f"{e['from'] or '-'} -> {e['to'] or '-'}  by {e['actor']}  {e['reason']}")
+        return 0
+    if args.command == "models":
         with session_scope(settings) as session:
             versions = registry.list_versions(session=session)
         if args.json:
             print(json.dumps([v.summary() for v in versions]))
         else:
             _print_versions(versions)
-    elif args.command == "promote":
-        with session_scope(settings) as session:
-            info = registry.promote(session=session, version=args.version, actor="cli",
-                                    reason=args.reason)
-        print(f"Model version {info.version} is live.")
-    elif args.command == "settings":
-        for env, value, help_text in describe_settings(settings):
-            print(f"{env:20} {value:40} {help_text}")
+        return 0
+    for env, value, help_text in describe_settings(settings):
+        print(f"{env:28} {value:40} {help_text}")
     return 0
 
 

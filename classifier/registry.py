@@ -1,8 +1,14 @@
 """Model registry: immutable numbered versions, their artifacts, and the live pointer.
 
 Follows MLflow's registry pattern: versions are max + 1 and never overwritten; which
-version serves is one pointer row changed in a single transaction; every change is an event
-row. Functions take the session as a keyword argument and return dataclasses, never ORM rows.
+versions serve (live, canary) is one pointer row changed in a single transaction; every
+change is an event row. Functions take the session as a keyword argument and return
+dataclasses, never ORM rows.
+
+States: a version rests as `candidate`, `retired` or `rejected`; `live` and `canary` are the
+deployment pointers, so there is exactly one live version (once any is promoted) and at most
+one canary. Promotion and canary need a passed readiness gate; rollback returns to the
+version that was live before the current one.
 """
 
 from __future__ import annotations
@@ -14,11 +20,24 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from classifier.artifacts import sha256_of
 from feedback.errors import NotFoundError, SupportTriageError
-from feedback.tables import Deployment, ModelArtifact, ModelEvent, ModelVersion, utc_now
+from feedback.tables import (
+    Deployment,
+    ModelArtifact,
+    ModelEvent,
+    ModelHoldout,
+    ModelVersion,
+    utc_now,
+)
 
 LIVE = "live"
+CANARY = "canary"
 CANDIDATE = "candidate"
+RETIRED = "retired"
+REJECTED = "rejected"
+MIN_CANARY_PERCENT = 1
+MAX_CANARY_PERCENT = 50
 
 
 class LifecycleError(SupportTriageError):
@@ -44,6 +63,8 @@ class ModelVersionInfo:
     library_versions: dict[str, Any]
     git_commit: str | None
     training_seconds: float
+    gate_passed: bool | None
+    gate: dict[str, Any] | None
 
     def summary(self) -> dict[str, Any]:
         """The JSON-friendly row printed by `models --json`."""
@@ -58,7 +79,16 @@ class ModelVersionInfo:
             "labels": len(self.labels),
             "taxonomy": self.taxonomy,
             "sha256": self.sha256,
+            "gate_passed": self.gate_passed,
         }
+
+
+@dataclass(frozen=True)
+class DeploymentState:
+    live_version: int | None
+    canary_version: int | None
+    canary_percent: int
+    revision: int
 
 
 @dataclass(frozen=True)
@@ -77,6 +107,8 @@ class NewVersion:
     library_versions: dict[str, Any]
     git_commit: str | None
     training_seconds: float
+    holdout_texts: list[str]
+    holdout_labels: list[str]
 
 
 def _deployment(session: Session) -> Deployment:
@@ -88,15 +120,23 @@ def _deployment(session: Session) -> Deployment:
     return row
 
 
-def _info(row: ModelVersion, live: int | None) -> ModelVersionInfo:
+def _status(row: ModelVersion, state: DeploymentState) -> str:
+    if row.version == state.live_version:
+        return LIVE
+    if row.version == state.canary_version:
+        return CANARY
+    return row.state
+
+
+def _info(row: ModelVersion, state: DeploymentState) -> ModelVersionInfo:
     return ModelVersionInfo(
-        version=row.version, status=LIVE if row.version == live else CANDIDATE,
+        version=row.version, status=_status(row, state),
         created_at=row.created_at, sha256=row.sha256, size_bytes=row.size_bytes,
         labels=list(row.labels), taxonomy=row.taxonomy, accuracy=row.accuracy,
         macro_f1=row.macro_f1, n_train=row.n_train, n_test=row.n_test, report=row.report,
         data_fingerprint=row.data_fingerprint, params=row.params,
         library_versions=row.library_versions, git_commit=row.git_commit,
-        training_seconds=row.training_seconds,
+        training_seconds=row.training_seconds, gate_passed=row.gate_passed, gate=row.gate,
     )
 
 
@@ -116,40 +156,76 @@ def register_version(*, session: Session, new: NewVersion, actor: str) -> ModelV
         macro_f1=new.report["macro_f1"], n_train=new.n_train, n_test=new.n_test,
         report=new.report, data_fingerprint=new.data_fingerprint, params=new.params,
         library_versions=new.library_versions, git_commit=new.git_commit,
-        training_seconds=new.training_seconds,
+        training_seconds=new.training_seconds, state=CANDIDATE,
     )
     session.add(row)
     session.flush()  # the artifact row's foreign key needs the version row first
     session.add(ModelArtifact(version=number, data=new.artifact))
+    session.add(ModelHoldout(version=number, texts=new.holdout_texts, labels=new.holdout_labels))
     _log(session, "register", version=number, actor=actor, reason="trained")
     session.flush()
-    return _info(row, live_version(session=session))
+    return _info(row, deployment_state(session=session))
+
+
+def deployment_state(*, session: Session) -> DeploymentState:
+    """Live version, canary version and share, and the change counter."""
+    row = session.execute(
+        select(Deployment.live_version, Deployment.canary_version, Deployment.canary_percent,
+               Deployment.revision).where(Deployment.id == 1)
+    ).one_or_none()
+    if row is None:
+        return DeploymentState(None, None, 0, 0)
+    return DeploymentState(row.live_version, row.canary_version, row.canary_percent or 0,
+                           row.revision or 0)
 
 
 def live_version(*, session: Session) -> int | None:
     """The version that serves now, or None before the first promotion."""
-    return session.scalar(select(Deployment.live_version).where(Deployment.id == 1))
+    return deployment_state(session=session).live_version
 
 
 def deployment_revision(*, session: Session) -> int:
-    """A counter that changes whenever the live version changes (cheap to poll)."""
+    """A counter that changes whenever live or canary changes (cheap to poll)."""
     return session.scalar(select(Deployment.revision).where(Deployment.id == 1)) or 0
 
 
 def get_version(*, session: Session, version: int) -> ModelVersionInfo:
     """Raises NotFoundError when the version does not exist."""
-    row = session.get(ModelVersion, version)
-    if row is None:
-        raise NotFoundError(f"Model version {version} not found; `python -m classifier models` "
-                            "lists the versions.")
-    return _info(row, live_version(session=session))
+    return _info(_version_row(session, version), deployment_state(session=session))
 
 
 def list_versions(*, session: Session) -> list[ModelVersionInfo]:
     """All versions, newest first."""
-    live = live_version(session=session)
+    state = deployment_state(session=session)
     rows = session.scalars(select(ModelVersion).order_by(ModelVersion.version.desc()))
-    return [_info(row, live) for row in rows]
+    return [_info(row, state) for row in rows]
+
+
+def read_holdout(*, session: Session, version: int) -> tuple[list[str], list[str]]:
+    """(texts, labels) the version was evaluated on; raises NotFoundError if none stored."""
+    row = session.get(ModelHoldout, version)
+    if row is None:
+        raise NotFoundError(f"Model version {version} has no stored holdout.")
+    return list(row.texts), list(row.labels)
+
+
+def record_gate(*, session: Session, version: int, passed: bool, checklist: dict[str, Any],
+                actor: str) -> None:
+    """Store the readiness gate's checklist with the version."""
+    row = _version_row(session, version)
+    row.gate_passed, row.gate = passed, checklist
+    _log(session, "gate", version=version, actor=actor,
+         reason="passed" if passed else "failed: " + "; ".join(
+             c["name"] for c in checklist.get("checks", []) if not c["passed"]))
+    session.flush()
+
+
+def list_events(*, session: Session, limit: int = 50) -> list[dict[str, Any]]:
+    """The newest registry events: the audit trail."""
+    rows = session.scalars(select(ModelEvent).order_by(ModelEvent.id.desc()).limit(limit))
+    return [{"at": e.created_at, "action": e.action, "version": e.version,
+             "from": e.from_version, "to": e.to_version, "actor": e.actor, "reason": e.reason}
+            for e in rows]
 
 
 def read_artifact(*, session: Session, version: int) -> tuple[bytes, str]:
@@ -164,17 +240,158 @@ def read_artifact(*, session: Session, version: int) -> tuple[bytes, str]:
     return bytes(row.data), row.sha256
 
 
-def promote(*, session: Session, version: int, actor: str, reason: str = "") -> ModelVersionInfo:
-    """Make `version` the live one in one transaction; raises LifecycleError if it already is."""
-    get_version(session=session, version=version)
+def _version_row(session: Session, version: int) -> ModelVersion:
+    row = session.get(ModelVersion, version)
+    if row is None:
+        raise NotFoundError(f"Model version {version} not found; `python -m classifier models` "
+                            "lists the versions.")
+    return row
+
+
+def _check_servable(session: Session, row: ModelVersion, action: str, force: bool,
+                    reason: str) -> None:
+    """Refuse to send traffic to a rejected, ungated or tampered version."""
+    if force and not reason.strip():
+        raise LifecycleError("Overriding the readiness gate needs a reason (--reason).")
+    if row.state == REJECTED:
+        raise LifecycleError(f"Cannot {action} model version {row.version}: it was rejected.")
+    if not row.gate_passed and not force:
+        why = "failed" if row.gate_passed is False else "has not passed"
+        raise LifecycleError(
+            f"Cannot {action} model version {row.version}: it {why} the readiness gate. "
+            f"See `python -m classifier gate {row.version}`; --force overrides, with a reason."
+        )
+    data, sha = read_artifact(session=session, version=row.version)
+    if sha256_of(data) != sha:
+        raise LifecycleError(f"Cannot {action} model version {row.version}: its stored "
+                             "artifact does not match its sha256.")
+
+
+def _bump(pointer: Deployment) -> None:
+    pointer.revision += 1
+    pointer.updated_at = utc_now()
+
+
+def promote(*, session: Session, version: int, actor: str, reason: str = "",
+            force: bool = False) -> ModelVersionInfo:
+    """Make `version` live in one transaction; the previous live version is retired and a
+    canary of `version` ends. Raises LifecycleError when refused, NotFoundError if unknown."""
+    row = _version_row(session, version)
     pointer = _deployment(session)
     if pointer.live_version == version:
         raise LifecycleError(f"Model version {version} is already live.")
+    _check_servable(session, row, "promote", force, reason)
     previous = pointer.live_version
+    if previous is not None:
+        _version_row(session, previous).state = RETIRED
+    if pointer.canary_version == version:
+        pointer.canary_version, pointer.canary_percent = None, 0
     pointer.live_version = version
-    pointer.revision += 1
-    pointer.updated_at = utc_now()
-    _log(session, "promote", version=version, actor=actor, reason=reason,
+    row.state = CANDIDATE  # resting state if it is ever replaced without retirement
+    _bump(pointer)
+    _log(session, "promote", version=version, actor=actor,
+         reason=reason + (" (gate overridden)" if force and not row.gate_passed else ""),
          from_version=previous, to_version=version)
+    session.flush()
+    return get_version(session=session, version=version)
+
+
+def previous_live_version(*, session: Session) -> int | None:
+    """The version that was live before the current one (None when there is none).
+
+    It is the `from` of the latest promotion to the current live version, so repeated
+    rollbacks walk back through the promotion history.
+    """
+    live = live_version(session=session)
+    if live is None:
+        return None
+    return session.scalar(
+        select(ModelEvent.from_version)
+        .where(ModelEvent.action == "promote", ModelEvent.to_version == live)
+        .order_by(ModelEvent.id.desc()).limit(1)
+    )
+
+
+def rollback(*, session: Session, actor: str, reason: str = "") -> ModelVersionInfo:
+    """Return to the previously live version; the current one is retired.
+
+    Raises LifecycleError when there is no live or no previous version to return to.
+    """
+    pointer = _deployment(session)
+    current = pointer.live_version
+    if current is None:
+        raise LifecycleError("Cannot roll back: no version is live yet.")
+    previous = previous_live_version(session=session)
+    if previous is None:
+        raise LifecycleError(
+            f"Cannot roll back: model version {current} has no previous live version.")
+    target = _version_row(session, previous)
+    if target.state == REJECTED:
+        raise LifecycleError(f"Cannot roll back to model version {previous}: it was rejected.")
+    _version_row(session, current).state = RETIRED
+    if pointer.canary_version == previous:
+        pointer.canary_version, pointer.canary_percent = None, 0
+    pointer.live_version = previous
+    target.state = CANDIDATE
+    _bump(pointer)
+    _log(session, "rollback", version=previous, actor=actor, reason=reason,
+         from_version=current, to_version=previous)
+    session.flush()
+    return get_version(session=session, version=previous)
+
+
+def start_canary(*, session: Session, version: int, percent: int, actor: str,
+                 reason: str = "", force: bool = False) -> ModelVersionInfo:
+    """Send `percent` % of requests (1-50) to `version`. Raises LifecycleError when refused."""
+    if not MIN_CANARY_PERCENT <= percent <= MAX_CANARY_PERCENT:
+        raise LifecycleError(f"Canary share must be {MIN_CANARY_PERCENT}-{MAX_CANARY_PERCENT} "
+                             f"%, not {percent} %.")
+    row = _version_row(session, version)
+    pointer = _deployment(session)
+    if pointer.live_version is None:
+        raise LifecycleError("Cannot start a canary: no version is live to compare with.")
+    if pointer.live_version == version:
+        raise LifecycleError(f"Model version {version} is live; a canary must be another one.")
+    if pointer.canary_version is not None:
+        raise LifecycleError(
+            f"Model version {pointer.canary_version} is already the canary; stop it first "
+            "(`python -m classifier canary stop`).")
+    _check_servable(session, row, "start a canary of", force, reason)
+    pointer.canary_version, pointer.canary_percent = version, percent
+    _bump(pointer)
+    _log(session, "canary_start", version=version, actor=actor, reason=f"{percent} % {reason}",
+         to_version=version)
+    session.flush()
+    return get_version(session=session, version=version)
+
+
+def stop_canary(*, session: Session, actor: str, reason: str = "") -> int:
+    """End the canary; returns its version. Raises LifecycleError when there is none."""
+    pointer = _deployment(session)
+    version = pointer.canary_version
+    if version is None:
+        raise LifecycleError("There is no canary to stop.")
+    pointer.canary_version, pointer.canary_percent = None, 0
+    _bump(pointer)
+    _log(session, "canary_stop", version=version, actor=actor, reason=reason,
+         from_version=version)
+    session.flush()
+    return version
+
+
+def reject(*, session: Session, version: int, actor: str, reason: str = "") -> ModelVersionInfo:
+    """Mark a version as never to serve (a canary of it stops). The live one cannot be."""
+    row = _version_row(session, version)
+    pointer = _deployment(session)
+    if pointer.live_version == version:
+        raise LifecycleError(f"Model version {version} is live; promote another version or "
+                             "roll back before rejecting it.")
+    if row.state == REJECTED:
+        raise LifecycleError(f"Model version {version} is already rejected.")
+    if pointer.canary_version == version:
+        pointer.canary_version, pointer.canary_percent = None, 0
+        _bump(pointer)
+    row.state = REJECTED
+    _log(session, "reject", version=version, actor=actor, reason=reason)
     session.flush()
     return get_version(session=session, version=version)

@@ -58,21 +58,28 @@ class PredictionService:
         start = time.perf_counter()
         chars = len(text) if isinstance(text, str) else 0
         try:
+            model: LoadedModel | None = self.models.choose(request_id)
+            unavailable = ""
+        except ModelUnavailableError as exc:
+            model, unavailable = None, str(exc)
+        version = model.version if model else None
+        try:
             clean = validate_text(text, max_chars=self.settings.max_text_chars)
         except RejectedInputError as exc:
-            self._log_failure(request_id, source, "rejected", f"{exc.code}: {exc}", chars, start)
+            self._log_failure(request_id, source, "rejected", f"{exc.code}: {exc}", chars,
+                              start, version)
             raise
         stored = redact(clean) if self.settings.redact_pii else clean
+        if model is None:
+            self._log_failure(request_id, source, "error", unavailable, chars, start, None,
+                              stored)
+            raise ModelUnavailableError(unavailable)
         try:
-            model = self.models.current()
             proba = model.pipeline.predict_proba([stored])[0]
-        except ModelUnavailableError as exc:
-            self._log_failure(request_id, source, "error", str(exc), chars, start, stored)
-            raise
         except Exception as exc:  # a model bug must not take the service down
             log.exception("prediction failed for request %s", request_id)
             self._log_failure(request_id, source, "error", f"model failed: {type(exc).__name__}",
-                              chars, start, stored)
+                              chars, start, version, stored)
             raise PredictionError(f"The model could not classify this message (request "
                                   f"{request_id}); it has been logged.") from exc
         pairs = zip(model.pipeline.classes_, proba, strict=True)
@@ -96,10 +103,10 @@ class PredictionService:
                                    correct_label=correct_label, comment=comment)
 
     def _log_failure(self, request_id: str, source: str, status: str, reason: str, chars: int,
-                     start: float, text: str | None = None) -> None:
+                     start: float, version: int | None, text: str | None = None) -> None:
         latency_ms = round((time.perf_counter() - start) * 1000, 3)
         with session_scope(self.settings) as session:
             log_prediction(session=session, record=PredictionRecord(
                 request_id=request_id, created_at=utc_now(), source=source, status=status,
                 reason=reason[:300], text=text, text_chars=chars, label=None, confidence=None,
-                scores=None, model_version=None, latency_ms=latency_ms))
+                scores=None, model_version=version, latency_ms=latency_ms))

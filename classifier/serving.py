@@ -1,13 +1,16 @@
-"""Which model answers: the live version, cached in memory and reloaded when it changes.
+"""Which model answers: the live version and the canary, cached in memory per process.
 
-Each process polls the deployment revision at most every `model_poll_seconds`, so a
-promotion made by another process (or the CLI) is picked up without a restart. A version
-whose artifact fails its sha256 or type checks is never served: the process keeps its last
-good model and remembers why the new one was refused.
+Each process checks the deployment revision at most every `model_poll_seconds` (and a
+background poller does so in the app, off the request path), so a promotion, rollback or
+canary change made by another process or the CLI is picked up without a restart. Artifacts
+are loaded from the database and checked against their sha256: a version that fails to load
+is never served, and the process keeps its last good live model and records why.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -21,6 +24,10 @@ from feedback.db import session_scope
 from feedback.errors import SupportTriageError
 from feedback.settings import Settings
 
+log = logging.getLogger(__name__)
+# Routing resolution: shares are whole percent, so 100 slots per request-id hash suffice.
+ROUTING_SLOTS = 100
+
 
 class ModelUnavailableError(SupportTriageError):
     """No model can answer right now."""
@@ -33,49 +40,102 @@ class LoadedModel:
     labels: list[str]
 
 
+def routes_to_canary(request_id: str, percent: int) -> bool:
+    """Deterministic: the same request id always lands on the same side."""
+    digest = hashlib.sha256(request_id.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") % ROUTING_SLOTS < percent
+
+
 class ModelCache:
-    """Thread-safe holder of the live model for one process."""
+    """Thread-safe holder of the live and canary models for one process."""
 
     def __init__(self, settings: Settings, clock: Callable[[], float] = time.monotonic) -> None:
         self._settings = settings
         self._clock = clock
         self._lock = threading.Lock()
-        self._model: LoadedModel | None = None
+        self._live: LoadedModel | None = None
+        self._canary: LoadedModel | None = None
+        self._canary_percent = 0
         self._revision: int | None = None
         self._checked_at = float("-inf")
+        self._stop = threading.Event()
         self.last_error: str | None = None
 
     def current(self) -> LoadedModel:
-        """The model to use now; raises ModelUnavailableError if none could ever be loaded."""
-        if self._clock() - self._checked_at >= self._settings.model_poll_seconds:
-            self.refresh()
-        if self._model is None:
+        """The live model; raises ModelUnavailableError if none could ever be loaded."""
+        self._refresh_if_due()
+        if self._live is None:
             raise ModelUnavailableError(
                 self.last_error or "No model is live yet. Train one with "
-                "`python -m classifier train --promote`, or restart the app to train the default."
+                "`python -m classifier train --data FILE.csv --promote`, or restart the app "
+                "to train the default model."
             )
-        return self._model
+        return self._live
+
+    def choose(self, request_id: str) -> LoadedModel:
+        """The model that answers this request: the canary for its share, else the live one."""
+        live = self.current()
+        canary, percent = self._canary, self._canary_percent
+        if canary is not None and routes_to_canary(request_id, percent):
+            return canary
+        return live
+
+    @property
+    def canary(self) -> tuple[int | None, int]:
+        """(canary version, share in %) as this process currently routes."""
+        return (self._canary.version if self._canary else None), self._canary_percent
+
+    def _refresh_if_due(self) -> None:
+        if self._clock() - self._checked_at >= self._settings.model_poll_seconds:
+            self.refresh()
 
     def refresh(self) -> None:
-        """Check the deployment revision now and load the live version if it changed."""
+        """Read the deployment state now and load whatever changed."""
         with self._lock:
             self._checked_at = self._clock()
             try:
                 with session_scope(self._settings) as session:
-                    revision = registry.deployment_revision(session=session)
-                    if revision == self._revision and self._model is not None:
+                    state = registry.deployment_state(session=session)
+                    if state.revision == self._revision and self._live is not None:
                         return
-                    live = registry.live_version(session=session)
-                    if live is None:
-                        self._revision = revision
-                        return
-                    if self._model is None or self._model.version != live:
-                        data, sha = registry.read_artifact(session=session, version=live)
-                        labels = registry.get_version(session=session, version=live).labels
-                        pipeline = load_model(data, expected_sha256=sha, name=f"version {live}")
-                        self._model = LoadedModel(live, pipeline, labels)
-                    self._revision = revision
-                    self.last_error = None
+                    live = self._load(session, state.live_version, self._live)
+                    try:
+                        canary = self._load(session, state.canary_version, self._canary)
+                    except SupportTriageError as exc:
+                        canary = None  # serve everything from live rather than a broken canary
+                        self.last_error = f"Canary not loaded: {exc}"
+                        log.error(self.last_error)
+                    else:
+                        self.last_error = None
+                self._live = live if live is not None else self._live
+                self._canary = canary
+                self._canary_percent = state.canary_percent if canary else 0
+                self._revision = state.revision
             except SupportTriageError as exc:
-                # Keep serving the last good model; the reason is shown in the UI.
+                # Keep serving the last good models; the reason is shown in the UI.
                 self.last_error = f"Could not load the live model: {exc}"
+                log.error(self.last_error)
+
+    def _load(self, session, version: int | None,  # type: ignore[no-untyped-def]
+              have: LoadedModel | None) -> LoadedModel | None:
+        if version is None:
+            return None
+        for known in (self._live, self._canary, have):
+            if known is not None and known.version == version:
+                return known
+        data, sha = registry.read_artifact(session=session, version=version)
+        labels = registry.get_version(session=session, version=version).labels
+        pipeline = load_model(data, expected_sha256=sha, name=f"version {version}")
+        log.info("loaded model version %d", version)
+        return LoadedModel(version, pipeline, labels)
+
+    def start_polling(self) -> None:
+        """Refresh in a daemon thread every poll interval, so requests never load models."""
+        def loop() -> None:
+            while not self._stop.wait(self._settings.model_poll_seconds):
+                self.refresh()
+
+        threading.Thread(target=loop, name="model-poller", daemon=True).start()
+
+    def stop_polling(self) -> None:
+        self._stop.set()

@@ -26,7 +26,7 @@ class Startup:
 
     def __init__(self, settings: Settings, models: ModelCache) -> None:
         self._settings = settings
-        self._models = models
+        self.models = models
         self._status = StartupStatus("preparing", "Checking for a live model…")
         self._thread = threading.Thread(target=self._run, name="startup", daemon=True)
 
@@ -48,8 +48,8 @@ class Startup:
     def _run(self) -> None:
         try:
             ensure_live_model(self._settings, progress=self._progress)
-            self._models.refresh()
-            model = self._models.current()
+            self.models.refresh()
+            model = self.models.current()
             self._status = StartupStatus("ready", f"Model version {model.version} is live.")
         except SupportTriageError as exc:
             log.error("start-up failed: %s", exc)

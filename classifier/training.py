@@ -17,9 +17,11 @@ from classifier import registry
 from classifier.artifacts import dump_model, sha256_of
 from classifier.dataset import Dataset, Taxonomy, check_trainable
 from classifier.evaluation import evaluate
+from classifier.gate import GateReport, run_gate
 from classifier.pipeline import DEFAULT_PARAMS, SEED, build_pipeline, slim
 from feedback.db import session_scope
 from feedback.errors import InvalidInputError
+from feedback.redact import redact
 from feedback.settings import Settings
 
 HOLDOUT_SHARE = 0.2
@@ -29,6 +31,7 @@ Progress = Callable[[str], None]
 @dataclass(frozen=True)
 class TrainingResult:
     version: registry.ModelVersionInfo
+    gate: GateReport
     promoted: bool
 
     def summary(self) -> dict[str, Any]:
@@ -39,7 +42,7 @@ class TrainingResult:
             "n_train": v.n_train, "n_test": v.n_test, "labels": v.labels,
             "ece": v.report["ece"], "latency_p95_ms": v.report["latency"]["p95_ms"],
             "training_seconds": v.training_seconds, "sha256": v.sha256,
-            "status": v.status, "promoted": self.promoted,
+            "status": v.status, "gate_passed": self.gate.passed, "promoted": self.promoted,
         }
 
 
@@ -76,12 +79,13 @@ def _library_versions() -> dict[str, str]:
 
 def train_version(*, data: Dataset, test: Dataset | None, settings: Settings,
                   taxonomy: Taxonomy | None = None, params: dict[str, Any] | None = None,
-                  promote: bool = False, actor: str = "cli",
-                  progress: Progress = lambda _msg: None) -> TrainingResult:
-    """Fit, evaluate on `test` (or a stratified holdout), store and optionally promote.
+                  promote: bool = False, allow_label_change: bool = False,
+                  actor: str = "cli", progress: Progress = lambda _msg: None) -> TrainingResult:
+    """Fit, evaluate on `test` (or a stratified holdout), register, run the readiness gate,
+    and promote when asked and the gate passed (`promoted` says whether it happened).
 
     Raises InvalidInputError for unusable data and StorageError when the registry cannot be
-    written; nothing is registered unless every step succeeded.
+    written; nothing is registered unless fitting and evaluation succeeded.
     """
     if taxonomy is not None:
         data = taxonomy.apply(data)
@@ -108,11 +112,18 @@ def train_version(*, data: Dataset, test: Dataset | None, settings: Settings,
                           "seed": SEED},
         params=params, library_versions=_library_versions(), git_commit=_git_commit(),
         training_seconds=seconds,
+        holdout_texts=[redact(t) for t in holdout.texts], holdout_labels=holdout.labels,
     )
     progress("Saving the new version")
     with session_scope(settings) as session:
-        info = registry.register_version(session=session, new=new, actor=actor)
-        if promote:
-            info = registry.promote(session=session, version=info.version, actor=actor,
-                                    reason="--promote on train")
-    return TrainingResult(version=info, promoted=promote)
+        number = registry.register_version(session=session, new=new, actor=actor).version
+    progress(f"Running the readiness gate on version {number}")
+    gate = run_gate(settings=settings, version=number, allow_label_change=allow_label_change,
+                    actor=actor)
+    promoted = promote and gate.passed
+    with session_scope(settings) as session:
+        if promoted:
+            registry.promote(session=session, version=number, actor=actor,
+                             reason="promoted after training")
+        info = registry.get_version(session=session, version=number)
+    return TrainingResult(version=info, gate=gate, promoted=promoted)

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import plotly.graph_objects as go
 
-from dashboards.queries import CONFIDENCE_BINS, LATENCY_EDGES_MS
+from dashboards.queries import CONFIDENCE_BINS, LATENCY_EDGES_MS, Window
 
 STATUS_COLORS = {"ok": "#2a9d8f", "rejected": "#e9c46a", "error": "#e76f51"}
 PERCENTILES = (50, 95, 99)
+
+
+def _time_axis(fig: go.Figure, window: Window) -> go.Figure:
+    """Show the whole window, so quiet periods read as quiet rather than being cropped."""
+    fig.update_xaxes(range=[window.start, window.end])
+    return fig
 
 
 def _layout(fig: go.Figure, title: str, y_title: str, **extra: object) -> go.Figure:
@@ -42,20 +48,23 @@ def _pivot(rows: Iterable[tuple[datetime, str, int]]) -> tuple[list[datetime], S
     return sorted(times), series
 
 
-def requests_figure(rows: Sequence[tuple[datetime, str, int]]) -> go.Figure:
+def requests_figure(rows: Sequence[tuple[datetime, str, int]], window: Window) -> go.Figure:
     title = "Requests over time"
     if not rows:
         return _empty(title)
     times, series = _pivot(rows)
+    width_ms = window.bucket_seconds * 1000 * 0.9
     fig = go.Figure([
-        go.Bar(x=times, y=[series[s].get(t, 0) for t in times], name=s,
+        go.Bar(x=[t + timedelta(seconds=window.bucket_seconds / 2) for t in times],
+               y=[series[s].get(t, 0) for t in times], name=s, width=width_ms,
                marker_color=STATUS_COLORS.get(s))
         for s in STATUS_COLORS if s in series
     ])
-    return _layout(fig, title, "requests", barmode="stack")
+    return _time_axis(_layout(fig, title, "requests", barmode="stack"), window)
 
 
-def failure_share_figure(rows: Sequence[tuple[datetime, str, int]]) -> go.Figure:
+def failure_share_figure(rows: Sequence[tuple[datetime, str, int]],
+                         window: Window) -> go.Figure:
     title = "Share of rejected and failed requests"
     if not rows:
         return _empty(title)
@@ -66,7 +75,7 @@ def failure_share_figure(rows: Sequence[tuple[datetime, str, int]]) -> go.Figure
                    name=s, mode="lines+markers", line={"color": STATUS_COLORS[s]})
         for s in ("rejected", "error")
     ])
-    return _layout(fig, title, "% of requests", yaxis_range=[0, 100])
+    return _time_axis(_layout(fig, title, "% of requests", yaxis_range=[0, 100]), window)
 
 
 def percentile_from_histogram(counts: dict[int, int], q: float) -> float:
@@ -84,7 +93,7 @@ def percentile_from_histogram(counts: dict[int, int], q: float) -> float:
     return 0.0
 
 
-def latency_figure(rows: Sequence[tuple[datetime, int, int]]) -> go.Figure:
+def latency_figure(rows: Sequence[tuple[datetime, int, int]], window: Window) -> go.Figure:
     title = "Latency percentiles (ms)"
     if not rows:
         return _empty(title)
@@ -97,10 +106,10 @@ def latency_figure(rows: Sequence[tuple[datetime, int, int]]) -> go.Figure:
                                for t in times], name=f"p{q}", mode="lines+markers")
         for q in PERCENTILES
     ])
-    return _layout(fig, title, "milliseconds")
+    return _time_axis(_layout(fig, title, "milliseconds"), window)
 
 
-def label_mix_figure(rows: Sequence[tuple[datetime, str, int]]) -> go.Figure:
+def label_mix_figure(rows: Sequence[tuple[datetime, str, int]], window: Window) -> go.Figure:
     title = "Predicted category mix"
     if not rows:
         return _empty(title)
@@ -110,7 +119,7 @@ def label_mix_figure(rows: Sequence[tuple[datetime, str, int]]) -> go.Figure:
                    stackgroup="mix", groupnorm="percent", mode="lines")
         for label in sorted(series)
     ])
-    return _layout(fig, title, "% of answered requests")
+    return _time_axis(_layout(fig, title, "% of answered requests"), window)
 
 
 def confidence_figure(rows: Sequence[tuple[int, int]]) -> go.Figure:

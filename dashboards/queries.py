@@ -54,7 +54,8 @@ def _in_window(window: Window):  # type: ignore[no-untyped-def]
 
 def _bucket(window: Window):  # type: ignore[no-untyped-def]
     width = literal(window.bucket_seconds, Integer)
-    return (epoch_seconds(Prediction.created_at) / width * width).label("bucket")
+    # `//` is integer (floor) division in SQLAlchemy 2; `/` would be true division.
+    return (epoch_seconds(Prediction.created_at) // width * width).label("bucket")
 
 
 def _as_time(epoch: int) -> datetime:
@@ -121,3 +122,60 @@ def feedback_by_version(*, session: Session, window: Window) -> list[tuple[int, 
         .order_by(Prediction.model_version)
     )
     return [(int(v), int(u or 0), int(d or 0)) for v, u, d in rows]
+
+
+@dataclass(frozen=True)
+class VersionFigures:
+    """Live figures of one model version since a point in time."""
+
+    version: int
+    requests: int
+    rejected: int
+    errors: int
+    thumbs_up: int
+    thumbs_down: int
+    mean_confidence: float | None
+    latency_bins: dict[int, int]
+    label_counts: dict[str, int]
+
+
+def version_figures(*, session: Session, versions: list[int],
+                    since: datetime) -> dict[int, VersionFigures]:
+    """Side-by-side figures for `versions` over requests made since `since`."""
+    where = and_(Prediction.model_version.in_(versions), Prediction.created_at >= since)
+    status: dict[int, dict[str, int]] = {v: {} for v in versions}
+    for v, s, n in session.execute(select(Prediction.model_version, Prediction.status,
+                                          func.count()).where(where)
+                                   .group_by(Prediction.model_version, Prediction.status)):
+        status[v][s] = n
+    confidence = dict(session.execute(
+        select(Prediction.model_version, func.avg(Prediction.confidence))
+        .where(where, Prediction.status == "ok").group_by(Prediction.model_version)).all())
+    up = func.sum(case((Feedback.verdict == "up", 1), else_=0))
+    down = func.sum(case((Feedback.verdict == "down", 1), else_=0))
+    ratings = {v: (int(u or 0), int(d or 0)) for v, u, d in session.execute(
+        select(Prediction.model_version, up, down)
+        .join(Feedback, Feedback.prediction_id == Prediction.id)
+        .where(where).group_by(Prediction.model_version))}
+    latency: dict[int, dict[int, int]] = {v: {} for v in versions}
+    bins = latency_bin_expr()
+    for v, i, n in session.execute(select(Prediction.model_version, bins, func.count())
+                                   .where(where, Prediction.status == "ok")
+                                   .group_by(Prediction.model_version, bins)):
+        latency[v][int(i)] = n
+    labels: dict[int, dict[str, int]] = {v: {} for v in versions}
+    for v, label, n in session.execute(select(Prediction.model_version, Prediction.label,
+                                              func.count())
+                                       .where(where, Prediction.status == "ok")
+                                       .group_by(Prediction.model_version, Prediction.label)):
+        labels[v][label] = n
+    return {
+        v: VersionFigures(
+            version=v, requests=sum(status[v].values()), rejected=status[v].get("rejected", 0),
+            errors=status[v].get("error", 0), thumbs_up=ratings.get(v, (0, 0))[0],
+            thumbs_down=ratings.get(v, (0, 0))[1],
+            mean_confidence=float(confidence[v]) if confidence.get(v) is not None else None,
+            latency_bins=latency[v], label_counts=labels[v],
+        )
+        for v in versions
+    }

@@ -45,7 +45,8 @@ def _create_schema(engine: Engine) -> None:
     try:
         with engine.begin() as conn:
             if conn.scalar(select(Deployment.id).where(Deployment.id == 1)) is None:
-                conn.execute(insert(Deployment).values(id=1, revision=0, updated_at=utc_now()))
+                conn.execute(insert(Deployment).values(id=1, revision=0, canary_percent=0,
+                                                       updated_at=utc_now()))
     except IntegrityError:
         pass  # another process created it first
 

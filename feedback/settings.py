@@ -76,6 +76,21 @@ class Settings:
     db_busy_timeout_s: float = field(
         metadata=_help("How long SQLite waits for a lock before giving up", "DB_BUSY_TIMEOUT")
     )
+    gate_max_quality_drop: float = field(metadata=_help(
+        "Gate: largest macro-F1 drop allowed against the live version", "GATE_MAX_QUALITY_DROP"))
+    gate_min_macro_f1: float = field(metadata=_help(
+        "Gate: macro-F1 floor on the holdout", "GATE_MIN_MACRO_F1"))
+    gate_min_class_recall: float = field(metadata=_help(
+        "Gate: every class's recall must reach this", "GATE_MIN_CLASS_RECALL"))
+    gate_max_class_recall_drop: float = field(metadata=_help(
+        "Gate: largest recall drop of any class against the live version",
+        "GATE_MAX_CLASS_RECALL_DROP"))
+    gate_max_p95_ms: float = field(metadata=_help(
+        "Gate: single-message p95 latency limit in milliseconds", "GATE_MAX_P95_MS"))
+    canary_percent: int = field(metadata=_help(
+        "Traffic share for a canary started without --percent", "CANARY_PERCENT"))
+    admin_token: str = field(repr=False, metadata=_help(
+        "Secret that unlocks lifecycle actions in the UI; empty disables them", "ADMIN_TOKEN"))
     server_name: str = field(metadata=_help("Host the app listens on", "GRADIO_SERVER_NAME"))
     server_port: int = field(
         metadata=_help("Port (GRADIO_SERVER_PORT, else PORT)", "GRADIO_SERVER_PORT")
@@ -100,6 +115,13 @@ def load_settings() -> Settings:
         low_confidence=_float("LOW_CONFIDENCE", 0.5),
         model_poll_seconds=_float("MODEL_POLL_SECONDS", 2.0),
         db_busy_timeout_s=_float("DB_BUSY_TIMEOUT", 5.0),
+        gate_max_quality_drop=_float("GATE_MAX_QUALITY_DROP", 0.02),
+        gate_min_macro_f1=_float("GATE_MIN_MACRO_F1", 0.5),
+        gate_min_class_recall=_float("GATE_MIN_CLASS_RECALL", 0.5),
+        gate_max_class_recall_drop=_float("GATE_MAX_CLASS_RECALL_DROP", 0.15),
+        gate_max_p95_ms=_float("GATE_MAX_P95_MS", 50.0),
+        canary_percent=_int("CANARY_PERCENT", 10),
+        admin_token=os.environ.get("ADMIN_TOKEN", ""),
         server_name=_env("GRADIO_SERVER_NAME", "127.0.0.1"),
         server_port=int(port) if port.isdigit() else 7860,
     )
@@ -112,6 +134,8 @@ def describe_settings(settings: Settings) -> list[tuple[str, str, str]]:
         value = str(getattr(settings, f.name))
         if f.name == "database_url" and "@" in value:
             value = value.split("://", 1)[0] + "://***@" + value.rsplit("@", 1)[1]
+        if f.name == "admin_token":
+            value = "(set)" if value else "(not set)"
         rows.append((f.metadata["env"], value, f.metadata["help"]))
     return rows
 

@@ -71,6 +71,11 @@ class ModelVersion(Base):
     library_versions: Mapped[dict[str, Any]]
     git_commit: Mapped[str | None] = mapped_column(String(40))
     training_seconds: Mapped[float]
+    # Resting state: candidate, retired or rejected. Live and canary are the pointers in
+    # Deployment, so "exactly one live, at most one canary" holds by construction.
+    state: Mapped[str] = mapped_column(String(10), default="candidate")
+    gate_passed: Mapped[bool | None]
+    gate: Mapped[dict[str, Any] | None]
 
 
 class ModelArtifact(Base):
@@ -84,14 +89,27 @@ class ModelArtifact(Base):
     data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
+class ModelHoldout(Base):
+    """The (redacted) held-out messages a version was evaluated on, so the readiness gate
+    can score the live version on exactly the same data."""
+
+    __tablename__ = "model_holdouts"
+
+    version: Mapped[int] = mapped_column(ForeignKey("model_versions.version"), primary_key=True)
+    texts: Mapped[list[Any]]
+    labels: Mapped[list[Any]]
+
+
 class Deployment(Base):
-    """The single pointer row saying which version serves; `revision` bumps on each change
+    """The single pointer row saying which versions serve; `revision` bumps on each change
     so every process can notice a switch with one cheap query."""
 
     __tablename__ = "deployment"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     live_version: Mapped[int | None] = mapped_column(ForeignKey("model_versions.version"))
+    canary_version: Mapped[int | None] = mapped_column(ForeignKey("model_versions.version"))
+    canary_percent: Mapped[int] = mapped_column(Integer, default=0)
     revision: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[datetime]
 

@@ -25,18 +25,23 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
+from classifier import registry
 from classifier.dataset import DEFAULT_TAXONOMY, DEFAULT_TRAIN, load_dataset, load_taxonomy
 from classifier.training import train_version
-from feedback.db import dispose_engines
+from feedback.db import dispose_engines, session_scope
 from feedback.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_URL = os.environ.get("POSTGRES_TEST_URL",
                               "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-ENV_SETTINGS = ("DATA_DIR", "DATABASE_URL", "REDACT_PII", "MAX_TEXT_CHARS", "LOW_CONFIDENCE",
-                "MODEL_POLL_SECONDS", "DB_BUSY_TIMEOUT", "GRADIO_SERVER_NAME",
-                "GRADIO_SERVER_PORT", "PORT")
+ENV_SETTINGS = (*(f.metadata["env"] for f in dataclasses.fields(Settings)), "PORT", "SPACE_ID")
 SMALL_ROWS_PER_CATEGORY = 120
+
+
+@dataclasses.dataclass(frozen=True)
+class SmallModel:
+    new: registry.NewVersion
+    gate: dict[str, object]
 
 
 @pytest.fixture(autouse=True)
@@ -99,16 +104,49 @@ def small_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def small_model(small_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> SmallModel:
+    """A small model trained once through the real path (training, gate, promotion); tests
+    install copies of its registry rows instead of retraining for every test."""
+    settings = make_settings(tmp_path_factory.mktemp("small-model"))
+    result = train_version(data=load_dataset(small_csv), test=None, settings=settings,
+                           promote=True)
+    assert result.promoted, result.gate
+    with session_scope(settings) as session:
+        info = registry.get_version(session=session, version=result.version.version)
+        artifact, sha = registry.read_artifact(session=session, version=info.version)
+        texts, labels = registry.read_holdout(session=session, version=info.version)
+    dispose_engines()
+    new = registry.NewVersion(
+        artifact=artifact, sha256=sha, labels=info.labels, taxonomy=info.taxonomy,
+        report=info.report, n_train=info.n_train, n_test=info.n_test,
+        data_fingerprint=info.data_fingerprint, params=info.params,
+        library_versions=info.library_versions, git_commit=info.git_commit,
+        training_seconds=info.training_seconds, holdout_texts=texts, holdout_labels=labels)
+    return SmallModel(new=new, gate=info.gate or {})
+
+
+def install_model(settings: Settings, model: SmallModel, *, promote: bool) -> int:
+    """Register a copy of `model` (gate result included) and optionally make it live."""
+    with session_scope(settings) as session:
+        version = registry.register_version(session=session, new=model.new, actor="test").version
+        registry.record_gate(session=session, version=version, passed=model.gate["passed"],
+                             checklist=model.gate, actor="test")
+        if promote:
+            registry.promote(session=session, version=version, actor="test")
+    return version
+
+
 @pytest.fixture
-def live_settings(settings: Settings, small_csv: Path) -> Settings:
-    """`settings` with a small model trained and promoted (SQLite and PostgreSQL)."""
-    train_version(data=load_dataset(small_csv), test=None, settings=settings, promote=True)
+def live_settings(settings: Settings, small_model: SmallModel) -> Settings:
+    """`settings` with the small model live (SQLite and PostgreSQL)."""
+    install_model(settings, small_model, promote=True)
     return settings
 
 
 @pytest.fixture
-def live_sqlite_settings(sqlite_settings: Settings, small_csv: Path) -> Settings:
-    train_version(data=load_dataset(small_csv), test=None, settings=sqlite_settings, promote=True)
+def live_sqlite_settings(sqlite_settings: Settings, small_model: SmallModel) -> Settings:
+    install_model(sqlite_settings, small_model, promote=True)
     return sqlite_settings
 
 
@@ -183,3 +221,17 @@ def server(trained_data_dir: Path, tmp_path: Path) -> Iterator[Server]:
     running = start_server(data_dir, tmp_path / "server.log")
     yield running
     stop_server(running)
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Browser tests need Debian's Chromium: skipped with a hint on a developer machine
+    without it, but never in CI, where .ci/run installs it and a skip would hide a failure."""
+    if CHROMIUM.exists() or os.environ.get("CI"):
+        return
+    skip = pytest.mark.skip(reason="needs Debian's chromium: apt-get install chromium")
+    for item in items:
+        if "browser" in item.keywords:
+            item.add_marker(skip)

@@ -1,3 +1,4 @@
+from classifier import registry
 from feedback.db import session_scope
 from feedback.store import count_rows
 
@@ -5,3 +6,9 @@ from feedback.store import count_rows
 def test_settings_fixture_opens_each_database(settings):
     with session_scope(settings) as session:
         assert count_rows(session=session) == {"predictions": 0, "feedback": 0}
+
+
+def test_live_settings_has_a_gated_live_model(live_settings):
+    with session_scope(live_settings) as session:
+        live = registry.live_version(session=session)
+        assert registry.get_version(session=session, version=live).gate_passed is True

@@ -8,6 +8,7 @@ from classifier.service import PredictionService
 from classifier.startup import Startup
 from feedback.db import StorageInfo
 from ui.classify_tab import build_classify_tab
+from ui.models_tab import build_models_tab
 from ui.monitoring_tab import build_monitoring_tab
 
 
@@ -28,4 +29,6 @@ def build_ui(service: PredictionService, startup: Startup, storage: StorageInfo)
                 build_classify_tab(service, startup)
             with gr.Tab("Monitoring", id="monitoring") as monitoring:
                 build_monitoring_tab(service.settings, monitoring)
+            with gr.Tab("Models", id="models") as models:
+                build_models_tab(service.settings, models)
     return blocks

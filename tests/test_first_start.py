@@ -1,0 +1,122 @@
+"""First start on an empty data folder: the app trains the default model by itself, answers
+health checks with 503 'preparing' (never 500) meanwhile, then serves the new live version."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+from conftest import ENV_SETTINGS, ROOT, start_server, stop_server
+
+PORT_LINE = re.compile(r"Support Triage on (http://[\w.\-]+:\d+)")
+
+
+class HealthWatcher(threading.Thread):
+    """Finds the server's address in its log as soon as it is written and records every
+    /api/v1/health answer until the first 200, while start_server() waits in the test."""
+
+    def __init__(self, log_path: Path, timeout: float) -> None:
+        super().__init__(daemon=True)
+        self.log_path = log_path
+        self.deadline = time.monotonic() + timeout
+        self.answers: list[tuple[int, object]] = []
+        self.stop = threading.Event()
+
+    def _url(self) -> str | None:
+        while not self.stop.is_set() and time.monotonic() < self.deadline:
+            if self.log_path.exists():
+                found = PORT_LINE.search(self.log_path.read_text(errors="replace"))
+                if found:
+                    return found.group(1)
+            time.sleep(0.05)
+        return None
+
+    def run(self) -> None:
+        url = self._url()
+        while url and not self.stop.is_set() and time.monotonic() < self.deadline:
+            try:
+                response = httpx.get(f"{url}/api/v1/health", timeout=5)
+            except httpx.HTTPError:
+                time.sleep(0.1)
+                continue
+            try:
+                body: object = response.json()
+            except ValueError:
+                body = response.text
+            self.answers.append((response.status_code, body))
+            if response.status_code == 200:
+                return
+            time.sleep(0.2)
+
+
+def models_json(data_dir: Path) -> list[dict[str, object]]:
+    env = {k: v for k, v in os.environ.items() if k not in ENV_SETTINGS}
+    env["DATA_DIR"] = str(data_dir)
+    out = subprocess.run([sys.executable, "-m", "classifier", "models", "--json"], cwd=ROOT,
+                         env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_first_start_trains_the_default_model(tmp_path: Path) -> None:
+    data_dir = tmp_path / "empty"
+    log_path = tmp_path / "first-start.log"
+    assert not data_dir.exists()
+    watcher = HealthWatcher(log_path, timeout=180)
+    watcher.start()
+    started = time.monotonic()
+    server = start_server(data_dir, log_path, timeout=180)
+    try:
+        watcher.join(timeout=30)
+        elapsed = time.monotonic() - started
+        log = server.log()
+
+        assert "No live model yet" in log
+        assert re.search(r"Training on \d+ messages, 5 labels", log), log
+        assert "Evaluating on" in log
+        assert re.search(r"Default model version 1 is live \(accuracy 0\.\d+", log), log
+        assert "Traceback" not in log
+
+        # Every health answer before the model was live: 503 with a JSON status, never a 500.
+        assert watcher.answers, f"no health answer recorded in {elapsed:.0f}s"
+        assert watcher.answers[-1][0] == 200
+        for code, body in watcher.answers:
+            assert code in (200, 503), (code, body)
+            assert isinstance(body, dict), body
+            if code == 503:
+                assert body["status"] == "preparing", body
+                assert isinstance(body["message"], str) and body["message"], body
+        assert watcher.answers[-1][1] == {"status": "ok", "model_version": 1}
+        print(f"healthy after {elapsed:.1f}s; health answers: "
+              f"{[code for code, _ in watcher.answers].count(503)} x 503 then 200")
+
+        health = httpx.get(f"{server.url}/api/v1/health", timeout=30)
+        assert health.status_code == 200
+        assert health.json() == {"status": "ok", "model_version": 1}
+
+        versions = models_json(data_dir)
+        assert len(versions) == 1, versions
+        assert versions[0]["version"] == 1
+        assert versions[0]["status"] == "live"
+        assert versions[0]["labels"] == 5
+        assert (data_dir / "support_triage.db").is_file()
+    finally:
+        watcher.stop.set()
+        stop_server(server)
+
+    # A second start finds the live version and does not train again.
+    again = start_server(data_dir, tmp_path / "second-start.log", timeout=120)
+    try:
+        assert httpx.get(f"{again.url}/api/v1/health", timeout=30).json() == {
+            "status": "ok", "model_version": 1}
+        assert "No live model yet" not in again.log()
+        assert len(models_json(data_dir)) == 1
+    finally:
+        stop_server(again)

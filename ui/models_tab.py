@@ -1,0 +1,128 @@
+"""The Models tab: versions with metrics and gate checklists, live vs canary, and the
+lifecycle actions (promote, canary, rollback, reject) behind the admin token."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import gradio as gr
+
+from classifier import lifecycle
+from classifier.gate import format_checklist
+from classifier.registry import MAX_CANARY_PERCENT, MIN_CANARY_PERCENT, ModelVersionInfo
+from dashboards.comparison import COLUMNS, compare_live_and_canary
+from feedback.errors import SupportTriageError
+from feedback.settings import Settings
+
+VERSION_COLUMNS = ["version", "status", "created (UTC)", "accuracy", "macro-F1", "ECE",
+                   "gate", "labels", "taxonomy"]
+EVENT_COLUMNS = ["when (UTC)", "action", "version", "from", "to", "by", "reason"]
+GATE = {True: "✅ passed", False: "❌ failed", None: "not run"}
+
+
+def _version_row(v: ModelVersionInfo) -> list[Any]:
+    return [v.version, v.status, f"{v.created_at:%Y-%m-%d %H:%M}", v.accuracy, v.macro_f1,
+            v.report.get("ece"), GATE[v.gate_passed], len(v.labels), v.taxonomy or "–"]
+
+
+def describe_version(v: ModelVersionInfo) -> str:
+    """Markdown: metrics, per-class table and the gate checklist of one version."""
+    r = v.report
+    lines = [f"### Version {v.version} ({v.status})",
+             f"Accuracy **{v.accuracy:.4f}**, macro-F1 **{v.macro_f1:.4f}**, ECE {r['ece']:.4f}, "
+             f"latency p50 {r['latency']['p50_ms']} ms / p95 {r['latency']['p95_ms']} ms; "
+             f"{v.n_train} training and {v.n_test} test messages, trained in "
+             f"{v.training_seconds}s; sha256 `{v.sha256[:16]}…`",
+             "", "| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
+    lines += [f"| {c} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | "
+              f"{m['support']} |" for c, m in list(r["per_class"].items())[:80]]
+    lines += ["", format_checklist(v.gate) if v.gate else "Readiness gate not run yet."]
+    return "\n".join(lines)
+
+
+def build_models_tab(settings: Settings, tab: gr.Tab) -> None:
+    """Lay out the Models tab; data loads when the tab opens or on Refresh."""
+    disabled = lifecycle.actions_disabled_reason(settings)
+    refresh = gr.Button("Refresh", elem_id="models-refresh", scale=0)
+    versions = gr.Dataframe(headers=VERSION_COLUMNS, interactive=False, label="Model versions",
+                            elem_id="versions-table")
+    comparison_heading = gr.Markdown(elem_id="comparison-heading")
+    comparison = gr.Dataframe(headers=COLUMNS, interactive=False, label="Live figures",
+                              elem_id="comparison-table")
+    chosen = gr.Dropdown(label="Version details", choices=[], elem_id="version-choice")
+    details = gr.Markdown(elem_id="version-details")
+    with gr.Group():
+        gr.Markdown("#### Lifecycle actions" + (f"\n⚠️ {disabled}" if disabled else ""),
+                    elem_id="actions-heading")
+        on = disabled is None
+        with gr.Row():
+            token = gr.Textbox(label="Admin token", type="password", interactive=on,
+                               elem_id="admin-token")
+            reason = gr.Textbox(label="Reason (kept in the audit trail)", interactive=on,
+                                elem_id="action-reason")
+            percent = gr.Slider(MIN_CANARY_PERCENT, MAX_CANARY_PERCENT, step=1,
+                                value=min(max(settings.canary_percent, MIN_CANARY_PERCENT),
+                                          MAX_CANARY_PERCENT),
+                                label="Canary share (%)", interactive=on)
+        with gr.Row():
+            buttons = {name: gr.Button(name, interactive=on, elem_id=f"action-{key}")
+                       for key, name in (("promote", "Promote"), ("canary", "Start canary"),
+                                         ("stop", "Stop canary"), ("rollback", "Roll back"),
+                                         ("reject", "Reject"))}
+        outcome = gr.Markdown(elem_id="action-outcome")
+    events = gr.Dataframe(headers=EVENT_COLUMNS, interactive=False, label="Audit trail",
+                          elem_id="events-table")
+
+    def load(selected: int | None) -> list[Any]:
+        try:
+            infos = lifecycle.list_versions(settings)
+            heading, rows = compare_live_and_canary(settings)
+            trail = lifecycle.list_events(settings)
+        except SupportTriageError as exc:
+            raise gr.Error(str(exc), title="Models unavailable", print_exception=False) from None
+        numbers = [v.version for v in infos]
+        pick = selected if selected in numbers else (numbers[0] if numbers else None)
+        shown = next((describe_version(v) for v in infos if v.version == pick), "No versions.")
+        return [[_version_row(v) for v in infos], heading, rows,
+                gr.Dropdown(choices=numbers, value=pick), shown,
+                [[f"{e['at']:%Y-%m-%d %H:%M:%S}", e["action"], e["version"], e["from"], e["to"],
+                  e["actor"], e["reason"]] for e in trail]]
+
+    outputs = [versions, comparison_heading, comparison, chosen, details, events]
+    for trigger in (refresh.click, tab.select):
+        trigger(load, inputs=[chosen], outputs=outputs, api_visibility="private")
+    chosen.input(lambda v: describe_version(lifecycle.get_version(settings, int(v))),
+                 inputs=[chosen], outputs=[details], api_visibility="private")
+
+    def act(run: Callable[[int | None, int, str], str]) -> Callable[..., str]:
+        def handler(tok: str, version: int | None, share: float, why: str) -> str:
+            try:
+                lifecycle.authorize(settings, tok)
+                return "✅ " + run(version, int(share), why)
+            except SupportTriageError as exc:
+                return f"❌ {exc}"
+        return handler
+
+    def need(version: int | None) -> int:
+        if version is None:
+            raise SupportTriageError("Choose a version first.")
+        return int(version)
+
+    actions: dict[str, Callable[[int | None, int, str], str]] = {
+        "Promote": lambda v, _p, why: "Version "
+        f"{lifecycle.promote(settings, need(v), actor='ui', reason=why).version} is live.",
+        "Start canary": lambda v, p, why: "Version "
+        f"{lifecycle.start_canary(settings, need(v), p, actor='ui', reason=why).version} "
+        f"is the canary for {p} % of requests.",
+        "Stop canary": lambda _v, _p, why: "Canary of version "
+        f"{lifecycle.stop_canary(settings, actor='ui', reason=why)} stopped.",
+        "Roll back": lambda _v, _p, why: "Rolled back to version "
+        f"{lifecycle.rollback(settings, actor='ui', reason=why).version}.",
+        "Reject": lambda v, _p, why: "Version "
+        f"{lifecycle.reject(settings, need(v), actor='ui', reason=why).version} rejected.",
+    }
+    for name, button in buttons.items():
+        button.click(act(actions[name]), inputs=[token, chosen, percent, reason],
+                     outputs=[outcome], api_visibility="private").then(
+            load, inputs=[chosen], outputs=outputs, api_visibility="private")
