@@ -27,6 +27,9 @@ from feedback.settings import Settings
 log = logging.getLogger(__name__)
 # Routing resolution: shares are whole percent, so 100 slots per request-id hash suffice.
 ROUTING_SLOTS = 100
+# Loaded versions kept in memory: live, canary and the previous live one, so a rollback
+# needs no artifact load.
+KEEP_LOADED = 3
 
 
 class ModelUnavailableError(SupportTriageError):
@@ -56,6 +59,7 @@ class ModelCache:
         self._live: LoadedModel | None = None
         self._canary: LoadedModel | None = None
         self._canary_percent = 0
+        self._loaded: dict[int, LoadedModel] = {}
         self._revision: int | None = None
         self._checked_at = float("-inf")
         self._stop = threading.Event()
@@ -98,9 +102,9 @@ class ModelCache:
                     state = registry.deployment_state(session=session)
                     if state.revision == self._revision and self._live is not None:
                         return
-                    live = self._load(session, state.live_version, self._live)
+                    live = self._load(session, state.live_version)
                     try:
-                        canary = self._load(session, state.canary_version, self._canary)
+                        canary = self._load(session, state.canary_version)
                     except SupportTriageError as exc:
                         canary = None  # serve everything from live rather than a broken canary
                         self.last_error = f"Canary not loaded: {exc}"
@@ -116,18 +120,20 @@ class ModelCache:
                 self.last_error = f"Could not load the live model: {exc}"
                 log.error(self.last_error)
 
-    def _load(self, session, version: int | None,  # type: ignore[no-untyped-def]
-              have: LoadedModel | None) -> LoadedModel | None:
+    def _load(self, session, version: int | None) -> LoadedModel | None:  # type: ignore[no-untyped-def]
         if version is None:
             return None
-        for known in (self._live, self._canary, have):
-            if known is not None and known.version == version:
-                return known
-        data, sha = registry.read_artifact(session=session, version=version)
-        labels = registry.get_version(session=session, version=version).labels
-        pipeline = load_model(data, expected_sha256=sha, name=f"version {version}")
-        log.info("loaded model version %d", version)
-        return LoadedModel(version, pipeline, labels)
+        model = self._loaded.pop(version, None)
+        if model is None:
+            data, sha = registry.read_artifact(session=session, version=version)
+            labels = registry.get_version(session=session, version=version).labels
+            pipeline = load_model(data, expected_sha256=sha, name=f"version {version}")
+            log.info("loaded model version %d", version)
+            model = LoadedModel(version, pipeline, labels)
+        self._loaded[version] = model  # re-inserted: most recently used last
+        while len(self._loaded) > KEEP_LOADED:
+            self._loaded.pop(next(iter(self._loaded)))
+        return model
 
     def start_polling(self) -> None:
         """Refresh in a daemon thread every poll interval, so requests never load models."""

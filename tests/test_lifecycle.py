@@ -1,0 +1,180 @@
+"""The registry's state machine: every rule, its refusal message, and the audit trail."""
+
+from __future__ import annotations
+
+import csv
+import random
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select, update
+
+from classifier import lifecycle, registry
+from classifier.dataset import load_dataset
+from classifier.gate import run_gate
+from classifier.registry import LifecycleError
+from classifier.training import train_version
+from feedback.db import session_scope
+from feedback.errors import NotFoundError
+from feedback.settings import Settings
+from feedback.tables import ModelArtifact, ModelEvent
+from tests.conftest import SmallModel, install_model
+
+
+@pytest.fixture
+def two_versions(settings: Settings, small_model: SmallModel) -> Settings:
+    """Version 1 live, version 2 a gated candidate."""
+    install_model(settings, small_model, promote=True)
+    install_model(settings, small_model, promote=False)
+    return settings
+
+
+def statuses(settings: Settings) -> dict[int, str]:
+    return {v.version: v.status for v in lifecycle.list_versions(settings)}
+
+
+def test_promote_retires_previous_and_logs_event(two_versions: Settings) -> None:
+    lifecycle.promote(two_versions, 2, actor="alice", reason="better")
+    assert statuses(two_versions) == {2: "live", 1: "retired"}
+    event = lifecycle.list_events(two_versions, limit=1)[0]
+    assert (event["action"], event["from"], event["to"], event["actor"], event["reason"]) == (
+        "promote", 1, 2, "alice", "better")
+
+
+def test_promote_refuses_live_unknown_and_rejected(two_versions: Settings) -> None:
+    with pytest.raises(LifecycleError, match="already live"):
+        lifecycle.promote(two_versions, 1, actor="t")
+    with pytest.raises(NotFoundError, match=r"Model version 9 not found"):
+        lifecycle.promote(two_versions, 9, actor="t")
+    lifecycle.reject(two_versions, 2, actor="t")
+    with pytest.raises(LifecycleError, match="it was rejected"):
+        lifecycle.promote(two_versions, 2, actor="t")
+
+
+def test_gate_failure_blocks_promotion_unless_forced_with_reason(two_versions: Settings) -> None:
+    with session_scope(two_versions) as session:
+        registry.record_gate(session=session, version=2, passed=False,
+                             checklist={"passed": False, "checks": []}, actor="t")
+    with pytest.raises(LifecycleError, match="failed the readiness gate"):
+        lifecycle.promote(two_versions, 2, actor="t")
+    with pytest.raises(LifecycleError, match="needs a reason"):
+        lifecycle.promote(two_versions, 2, actor="t", force=True)
+    lifecycle.promote(two_versions, 2, actor="t", force=True, reason="hotfix")
+    assert "gate overridden" in lifecycle.list_events(two_versions, limit=1)[0]["reason"]
+
+
+def test_one_canary_at_a_time_within_share_limits(two_versions: Settings,
+                                                  small_model: SmallModel) -> None:
+    install_model(two_versions, small_model, promote=False)  # version 3
+    for bad in (0, 51, -5):
+        with pytest.raises(LifecycleError, match="1-50 %"):
+            lifecycle.start_canary(two_versions, 2, bad, actor="t")
+    with pytest.raises(LifecycleError, match="is live; a canary must be another"):
+        lifecycle.start_canary(two_versions, 1, 10, actor="t")
+    lifecycle.start_canary(two_versions, 2, 10, actor="t")
+    with pytest.raises(LifecycleError, match="already the canary; stop it first"):
+        lifecycle.start_canary(two_versions, 3, 10, actor="t")
+    assert statuses(two_versions) == {3: "candidate", 2: "canary", 1: "live"}
+    assert lifecycle.stop_canary(two_versions, actor="t") == 2
+    with pytest.raises(LifecycleError, match="no canary to stop"):
+        lifecycle.stop_canary(two_versions, actor="t")
+    assert statuses(two_versions)[2] == "candidate"
+
+
+def test_canary_needs_a_live_version(settings: Settings, small_model: SmallModel) -> None:
+    install_model(settings, small_model, promote=False)
+    with pytest.raises(LifecycleError, match="no version is live"):
+        lifecycle.start_canary(settings, 1, 10, actor="t")
+
+
+def test_promoting_the_canary_ends_the_canary(two_versions: Settings) -> None:
+    lifecycle.start_canary(two_versions, 2, 20, actor="t")
+    lifecycle.promote(two_versions, 2, actor="t")
+    with session_scope(two_versions) as session:
+        state = registry.deployment_state(session=session)
+    assert (state.live_version, state.canary_version, state.canary_percent) == (2, None, 0)
+
+
+def test_rollback_walks_back_through_promotions(two_versions: Settings,
+                                                small_model: SmallModel) -> None:
+    with pytest.raises(LifecycleError, match="version 1 has no previous live version"):
+        lifecycle.rollback(two_versions, actor="t")
+    install_model(two_versions, small_model, promote=False)  # version 3
+    lifecycle.promote(two_versions, 2, actor="t")
+    lifecycle.promote(two_versions, 3, actor="t")
+    assert lifecycle.rollback(two_versions, actor="t").version == 2
+    assert statuses(two_versions) == {3: "retired", 2: "live", 1: "retired"}
+    assert lifecycle.rollback(two_versions, actor="t").version == 1
+    with pytest.raises(LifecycleError, match="no previous live version"):
+        lifecycle.rollback(two_versions, actor="t")
+
+
+def test_rollback_with_nothing_live(settings: Settings) -> None:
+    with pytest.raises(LifecycleError, match="no version is live yet"):
+        lifecycle.rollback(settings, actor="t")
+
+
+def test_reject_rules(two_versions: Settings) -> None:
+    with pytest.raises(LifecycleError, match="is live; promote another version or roll back"):
+        lifecycle.reject(two_versions, 1, actor="t")
+    lifecycle.start_canary(two_versions, 2, 10, actor="t")
+    lifecycle.reject(two_versions, 2, actor="t", reason="bad canary")
+    assert statuses(two_versions) == {2: "rejected", 1: "live"}
+    with pytest.raises(LifecycleError, match="already rejected"):
+        lifecycle.reject(two_versions, 2, actor="t")
+
+
+def test_every_change_is_an_event_and_exactly_one_live(two_versions: Settings) -> None:
+    lifecycle.start_canary(two_versions, 2, 10, actor="t")
+    lifecycle.promote(two_versions, 2, actor="t")
+    lifecycle.rollback(two_versions, actor="t")
+    assert list(statuses(two_versions).values()).count("live") == 1
+    actions = [e["action"] for e in lifecycle.list_events(two_versions, limit=100)]
+    assert actions[:3] == ["rollback", "promote", "canary_start"]
+    with session_scope(two_versions) as session:
+        assert session.scalar(select(func.count()).select_from(ModelEvent)) == len(actions)
+
+
+def test_corrupted_artifact_is_refused_by_sha256(two_versions: Settings) -> None:
+    with session_scope(two_versions) as session:
+        data, _ = registry.read_artifact(session=session, version=2)
+        session.execute(update(ModelArtifact).where(ModelArtifact.version == 2)
+                        .values(data=data[:-10] + b"0123456789"))
+    with pytest.raises(LifecycleError, match="does not match its sha256"):
+        lifecycle.promote(two_versions, 2, actor="t")
+    report = run_gate(settings=two_versions, version=2)
+    artifact = [c for c in report.checks if c.name == "artifact"]
+    assert not report.passed and any("sha256" in c.detail for c in artifact)
+
+
+def test_shuffled_labels_candidate_is_stopped_by_the_gate(live_sqlite_settings: Settings,
+                                                          small_csv: Path,
+                                                          tmp_path: Path) -> None:
+    rows = list(csv.DictReader(small_csv.open(encoding="utf-8")))
+    labels = [r["category"] for r in rows]
+    random.Random(3).shuffle(labels)
+    bad = tmp_path / "shuffled.csv"
+    with bad.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["text", "category"])
+        writer.writerows((r["text"], label) for r, label in zip(rows, labels, strict=True))
+    result = train_version(data=load_dataset(bad), test=None, settings=live_sqlite_settings,
+                           promote=True)
+    assert not result.promoted and not result.gate.passed
+    failed = {c.name: c.detail for c in result.gate.checks if not c.passed}
+    assert "quality" in failed and "floor" in failed["quality"]
+    assert "class recall" in failed
+    assert result.version.gate and result.version.gate["passed"] is False
+    with pytest.raises(LifecycleError, match="failed the readiness gate"):
+        lifecycle.promote(live_sqlite_settings, result.version.version, actor="t")
+
+
+def test_admin_token_is_required_for_ui_actions(sqlite_settings: Settings) -> None:
+    import dataclasses
+
+    with pytest.raises(lifecycle.NotAuthorizedError, match="no ADMIN_TOKEN is set"):
+        lifecycle.authorize(sqlite_settings, "anything")
+    armed = dataclasses.replace(sqlite_settings, admin_token="s3cret")
+    with pytest.raises(lifecycle.NotAuthorizedError, match="Wrong admin token"):
+        lifecycle.authorize(armed, "guess")
+    lifecycle.authorize(armed, "s3cret")
