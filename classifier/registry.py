@@ -342,7 +342,8 @@ def rollback(*, session: Session, actor: str, reason: str = "") -> ModelVersionI
 
 def start_canary(*, session: Session, version: int, percent: int, actor: str,
                  reason: str = "", force: bool = False) -> ModelVersionInfo:
-    """Send `percent` % of requests (1-50) to `version`. Raises LifecycleError when refused."""
+    """Send `percent` % of requests (1-50) to `version`; for the running canary, change its
+    share. Raises LifecycleError when refused."""
     if not MIN_CANARY_PERCENT <= percent <= MAX_CANARY_PERCENT:
         raise LifecycleError(f"Canary share must be {MIN_CANARY_PERCENT}-{MAX_CANARY_PERCENT} "
                              f"%, not {percent} %.")
@@ -352,6 +353,17 @@ def start_canary(*, session: Session, version: int, percent: int, actor: str,
         raise LifecycleError("Cannot start a canary: no version is live to compare with.")
     if pointer.live_version == version:
         raise LifecycleError(f"Model version {version} is live; a canary must be another one.")
+    if pointer.canary_version == version:
+        if pointer.canary_percent == percent:
+            raise LifecycleError(f"Model version {version} is already the canary for "
+                                 f"{percent} % of requests.")
+        _log(session, "canary_share", version=version, actor=actor,
+             reason=f"{pointer.canary_percent} % -> {percent} % {reason}".strip(),
+             to_version=version)
+        pointer.canary_percent = percent
+        _bump(pointer)
+        session.flush()
+        return get_version(session=session, version=version)
     if pointer.canary_version is not None:
         raise LifecycleError(
             f"Model version {pointer.canary_version} is already the canary; stop it first "

@@ -72,6 +72,10 @@ def test_one_canary_at_a_time_within_share_limits(two_versions: Settings,
     with pytest.raises(LifecycleError, match="is live; a canary must be another"):
         lifecycle.start_canary(two_versions, 1, 10, actor="t")
     lifecycle.start_canary(two_versions, 2, 10, actor="t")
+    lifecycle.start_canary(two_versions, 2, 25, actor="t")  # changes the running canary's share
+    with session_scope(two_versions) as session:
+        assert registry.deployment_state(session=session).canary_percent == 25
+    assert lifecycle.list_events(two_versions, limit=1)[0]["action"] == "canary_share"
     with pytest.raises(LifecycleError, match="already the canary; stop it first"):
         lifecycle.start_canary(two_versions, 3, 10, actor="t")
     assert statuses(two_versions) == {3: "candidate", 2: "canary", 1: "live"}
