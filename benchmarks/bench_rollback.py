@@ -43,15 +43,8 @@ def prepare(data_dir: Path) -> None:
     settings = load_settings()
     ensure_live_model(settings, progress=lambda _m: None)
     with session_scope(settings) as session:
-        v1 = registry.get_version(session=session, version=1)
-        artifact, sha = registry.read_artifact(session=session, version=1)
-        texts, labels = registry.read_holdout(session=session, version=1)
-        registry.register_version(session=session, actor="bench", new=registry.NewVersion(
-            artifact=artifact, sha256=sha, labels=v1.labels, taxonomy=v1.taxonomy,
-            report=v1.report, n_train=v1.n_train, n_test=v1.n_test,
-            data_fingerprint=v1.data_fingerprint, params=v1.params,
-            library_versions=v1.library_versions, git_commit=v1.git_commit,
-            training_seconds=v1.training_seconds, holdout_texts=texts, holdout_labels=labels))
+        copy = registry.export_version(session=session, version=1)
+        registry.register_version(session=session, new=copy, actor="bench")
     assert run_gate(settings=settings, version=2).passed
     dispose_engines()
 

@@ -27,6 +27,7 @@ from feedback.tables import (
     ModelArtifact,
     ModelEvent,
     ModelHoldout,
+    ModelProfile,
     ModelVersion,
     utc_now,
 )
@@ -109,6 +110,7 @@ class NewVersion:
     training_seconds: float
     holdout_texts: list[str]
     holdout_labels: list[str]
+    profile: dict[str, Any]
 
 
 def _deployment(session: Session) -> Deployment:
@@ -162,6 +164,7 @@ def register_version(*, session: Session, new: NewVersion, actor: str) -> ModelV
     session.flush()  # the artifact row's foreign key needs the version row first
     session.add(ModelArtifact(version=number, data=new.artifact))
     session.add(ModelHoldout(version=number, texts=new.holdout_texts, labels=new.holdout_labels))
+    session.add(ModelProfile(version=number, profile=new.profile))
     _log(session, "register", version=number, actor=actor, reason="trained")
     session.flush()
     return _info(row, deployment_state(session=session))
@@ -207,6 +210,28 @@ def read_holdout(*, session: Session, version: int) -> tuple[list[str], list[str
     if row is None:
         raise NotFoundError(f"Model version {version} has no stored holdout.")
     return list(row.texts), list(row.labels)
+
+
+def read_profile(*, session: Session, version: int) -> dict[str, Any]:
+    """The version's reference profile; raises NotFoundError if none is stored."""
+    row = session.get(ModelProfile, version)
+    if row is None:
+        raise NotFoundError(f"Model version {version} has no reference profile.")
+    return dict(row.profile)
+
+
+def export_version(*, session: Session, version: int) -> NewVersion:
+    """Everything needed to register the same model again (in another database, say)."""
+    info = get_version(session=session, version=version)
+    artifact, sha = read_artifact(session=session, version=version)
+    texts, labels = read_holdout(session=session, version=version)
+    return NewVersion(
+        artifact=artifact, sha256=sha, labels=info.labels, taxonomy=info.taxonomy,
+        report=info.report, n_train=info.n_train, n_test=info.n_test,
+        data_fingerprint=info.data_fingerprint, params=info.params,
+        library_versions=info.library_versions, git_commit=info.git_commit,
+        training_seconds=info.training_seconds, holdout_texts=texts, holdout_labels=labels,
+        profile=read_profile(session=session, version=version))
 
 
 def record_gate(*, session: Session, version: int, passed: bool, checklist: dict[str, Any],

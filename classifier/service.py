@@ -11,6 +11,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
+from classifier.profile import message_signals
 from classifier.serving import LoadedModel, ModelCache, ModelUnavailableError
 from classifier.validation import RejectedInputError, validate_text
 from feedback.db import session_scope
@@ -87,11 +88,13 @@ class PredictionService:
         scores = dict(sorted(scores.items(), key=lambda kv: kv[1], reverse=True))
         label, confidence = next(iter(scores.items()))
         latency_ms = round((time.perf_counter() - start) * 1000, 3)
+        signals = message_signals(stored, model.vocabulary)
         with session_scope(self.settings) as session:
             log_prediction(session=session, record=PredictionRecord(
                 request_id=request_id, created_at=utc_now(), source=source, status="ok",
                 reason=None, text=stored, text_chars=chars, label=label, confidence=confidence,
-                scores=scores, model_version=model.version, latency_ms=latency_ms))
+                scores=scores, model_version=model.version, latency_ms=latency_ms,
+                **signals))
         return PredictionResult(request_id, label, confidence, scores, model.version,
                                 latency_ms, confidence < self.settings.low_confidence)
 

@@ -41,6 +41,7 @@ class LoadedModel:
     version: int
     pipeline: Pipeline
     labels: list[str]
+    vocabulary: frozenset[str]  # from the reference profile, for per-message drift signals
 
 
 def routes_to_canary(request_id: str, percent: int) -> bool:
@@ -128,8 +129,10 @@ class ModelCache:
             data, sha = registry.read_artifact(session=session, version=version)
             labels = registry.get_version(session=session, version=version).labels
             pipeline = load_model(data, expected_sha256=sha, name=f"version {version}")
+            vocabulary = frozenset(registry.read_profile(session=session,
+                                                         version=version)["vocabulary"])
             log.info("loaded model version %d", version)
-            model = LoadedModel(version, pipeline, labels)
+            model = LoadedModel(version, pipeline, labels, vocabulary)
         self._loaded[version] = model  # re-inserted: most recently used last
         while len(self._loaded) > KEEP_LOADED:
             self._loaded.pop(next(iter(self._loaded)))

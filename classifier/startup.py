@@ -8,7 +8,7 @@ import threading
 from dataclasses import dataclass
 
 from classifier.bootstrap import ensure_live_model
-from classifier.serving import ModelCache
+from classifier.serving import ModelCache, ModelUnavailableError
 from feedback.errors import SupportTriageError
 from feedback.settings import Settings
 
@@ -40,6 +40,13 @@ class Startup:
     @property
     def status(self) -> StartupStatus:
         return self._status
+
+    def health(self) -> tuple[bool, str]:
+        """(up, detail) for the service-down alert: up while preparing or serving."""
+        try:
+            return True, f"model version {self.models.current().version} is serving"
+        except ModelUnavailableError as exc:
+            return self._status.state == "preparing", str(exc)
 
     def _progress(self, message: str) -> None:
         log.info(message)

@@ -19,6 +19,7 @@ from classifier.dataset import Dataset, Taxonomy, check_trainable
 from classifier.evaluation import evaluate
 from classifier.gate import GateReport, run_gate
 from classifier.pipeline import DEFAULT_PARAMS, SEED, build_pipeline, slim
+from classifier.profile import build_profile
 from feedback.db import session_scope
 from feedback.errors import InvalidInputError
 from feedback.redact import redact
@@ -98,12 +99,20 @@ def train_version(*, data: Dataset, test: Dataset | None, settings: Settings,
     pipeline = slim(build_pipeline(params).fit(train.texts, train.labels))
     seconds = round(time.perf_counter() - start, 2)
     progress(f"Evaluating on {len(holdout.texts)} held-out messages")
-    report = evaluate(pipeline, holdout.texts, holdout.labels)
+    proba = pipeline.predict_proba(holdout.texts)
+    report = evaluate(pipeline, holdout.texts, holdout.labels, proba)
     report["training_seconds"] = seconds
+    classes = [str(c) for c in pipeline.classes_]
+    redacted_holdout = [redact(t) for t in holdout.texts]
+    profile = build_profile(
+        train_texts=[redact(t) for t in train.texts], holdout_texts=redacted_holdout,
+        predicted=[classes[i] for i in proba.argmax(axis=1)],
+        confidences=proba.max(axis=1).tolist(), labels=classes,
+        low_confidence=settings.low_confidence)
     artifact = dump_model(pipeline)
     new = registry.NewVersion(
         artifact=artifact, sha256=sha256_of(artifact),
-        labels=[str(c) for c in pipeline.classes_],
+        labels=classes,
         taxonomy=taxonomy.name if taxonomy else None, report=report,
         n_train=len(train.texts), n_test=len(holdout.texts),
         data_fingerprint={"train": data.fingerprint(),
@@ -112,7 +121,7 @@ def train_version(*, data: Dataset, test: Dataset | None, settings: Settings,
                           "seed": SEED},
         params=params, library_versions=_library_versions(), git_commit=_git_commit(),
         training_seconds=seconds,
-        holdout_texts=[redact(t) for t in holdout.texts], holdout_labels=holdout.labels,
+        holdout_texts=redacted_holdout, holdout_labels=holdout.labels, profile=profile,
     )
     progress("Saving the new version")
     with session_scope(settings) as session:

@@ -179,3 +179,93 @@ def version_figures(*, session: Session, versions: list[int],
         )
         for v in versions
     }
+
+
+@dataclass(frozen=True)
+class WindowSignals:
+    """What the live traffic looked like, aggregated in SQL for drift."""
+
+    n: int
+    length_counts: dict[int, int]
+    label_counts: dict[str, int]
+    mean_oov: float
+    mean_nonletter: float
+    mean_ascii: float
+    mean_confidence: float
+    low_confidence: int
+
+
+def _drift_scope(version: int, window: Window, last_n: int | None):  # type: ignore[no-untyped-def]
+    """Answered rows of `version` in the window; with `last_n`, only the newest last_n.
+
+    Row ids grow with time, so "newest N" is "id at or above the N-th newest id".
+    """
+    base = and_(_in_window(window), Prediction.status == "ok",
+                Prediction.model_version == version)
+    if last_n is None:
+        return base
+    newest = (select(Prediction.id).where(base).order_by(Prediction.id.desc())
+              .offset(last_n - 1).limit(1).scalar_subquery())
+    return and_(base, Prediction.id >= func.coalesce(newest, 0))
+
+
+def window_signals(*, session: Session, version: int, window: Window, low_confidence: float,
+                   length_edges: tuple[int, ...], last_n: int | None = None) -> WindowSignals:
+    """Aggregates of the answered requests of `version` in the window (or its newest
+    `last_n`), for comparison with the version's reference profile."""
+    where = _drift_scope(version, window, last_n)
+    length_bucket = case(*[(Prediction.text_chars < edge, i) for i, edge in
+                           enumerate(length_edges)], else_=len(length_edges)).label("lb")
+    n, oov, nonletter, ascii_, conf, low = session.execute(
+        select(func.count(), func.avg(Prediction.oov_share), func.avg(Prediction.nonletter_share),
+               func.avg(Prediction.ascii_share), func.avg(Prediction.confidence),
+               func.sum(case((Prediction.confidence < low_confidence, 1), else_=0)))
+        .where(where)).one()
+    lengths = dict(session.execute(select(length_bucket, func.count()).where(where)
+                                   .group_by(length_bucket)).all())
+    labels = dict(session.execute(select(Prediction.label, func.count()).where(where)
+                                  .group_by(Prediction.label)).all())
+    return WindowSignals(n=n or 0, length_counts={int(k): v for k, v in lengths.items()},
+                         label_counts=labels, mean_oov=float(oov or 0),
+                         mean_nonletter=float(nonletter or 0), mean_ascii=float(ascii_ or 0),
+                         mean_confidence=float(conf or 0), low_confidence=int(low or 0))
+
+
+def recent_texts(*, session: Session, version: int, window: Window, limit: int,
+                 last_n: int | None = None) -> list[str]:
+    """The newest stored (redacted) texts in the drift scope, for term statistics."""
+    rows = session.scalars(select(Prediction.text).where(_drift_scope(version, window, last_n))
+                           .order_by(Prediction.id.desc()).limit(limit))
+    return [t for t in rows if t]
+
+
+@dataclass(frozen=True)
+class FlaggedMessage:
+    created_at: datetime
+    model_version: int | None
+    label: str | None
+    confidence: float | None
+    verdict: str | None
+    correct_label: str | None
+    text: str | None
+
+
+def flagged_messages(*, session: Session, window: Window, low_confidence: float,
+                     limit: int) -> list[FlaggedMessage]:
+    """Newest answered messages that were low-confidence or rated thumbs-down (redacted)."""
+    rows = session.execute(
+        select(Prediction.created_at, Prediction.model_version, Prediction.label,
+               Prediction.confidence, Feedback.verdict, Feedback.correct_label, Prediction.text)
+        .outerjoin(Feedback, Feedback.prediction_id == Prediction.id)
+        .where(_in_window(window), Prediction.status == "ok",
+               (Prediction.confidence < low_confidence) | (Feedback.verdict == "down"))
+        .order_by(Prediction.id.desc()).limit(limit))
+    return [FlaggedMessage(*row) for row in rows]
+
+
+def versions_in_window(*, session: Session, window: Window) -> list[int]:
+    """Model versions that answered requests in the window, newest first."""
+    return [v for v in session.scalars(
+        select(Prediction.model_version).where(_in_window(window),
+                                               Prediction.model_version.is_not(None))
+        .group_by(Prediction.model_version).order_by(Prediction.model_version.desc()))]

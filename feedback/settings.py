@@ -49,6 +49,10 @@ def _bool(name: str, default: bool) -> bool:
     raise ValueError(f"Setting {name}={raw!r} is not on/off (use 1 or 0)")
 
 
+# Settings whose values are never printed, only whether they are set.
+SECRET_FIELDS = frozenset({"admin_token", "api_keys", "alert_webhook_url"})
+
+
 def _help(text: str, env: str) -> dict[str, str]:
     return {"help": text, "env": env}
 
@@ -91,6 +95,50 @@ class Settings:
         "Traffic share for a canary started without --percent", "CANARY_PERCENT"))
     admin_token: str = field(repr=False, metadata=_help(
         "Secret that unlocks lifecycle actions in the UI; empty disables them", "ADMIN_TOKEN"))
+    api_keys: str = field(repr=False, metadata=_help(
+        "REST API keys, comma-separated `id:secret` or plain secrets (more in the database: "
+        "`python -m classifier keys create NAME`)", "API_KEYS"))
+    rate_limit_per_minute: int = field(metadata=_help(
+        "REST requests per minute allowed per API key (token refill rate; 0 = no limit)",
+        "RATE_LIMIT_PER_MINUTE"))
+    rate_limit_burst: int = field(metadata=_help(
+        "REST requests an API key may send at once before the per-minute rate applies",
+        "RATE_LIMIT_BURST"))
+    max_body_bytes: int = field(metadata=_help(
+        "Largest REST request body accepted, in bytes", "MAX_BODY_BYTES"))
+    batch_max_texts: int = field(metadata=_help(
+        "Most texts in one POST /api/v1/predict/batch request", "BATCH_MAX_TEXTS"))
+    batch_max_rows: int = field(metadata=_help(
+        "Most rows in one CSV of the Batch tab", "BATCH_MAX_ROWS"))
+    retention_days: int = field(metadata=_help(
+        "Delete predictions and feedback older than this many days; 0 keeps them forever",
+        "RETENTION_DAYS"))
+    retention_check_hours: float = field(metadata=_help(
+        "How often the app applies RETENTION_DAYS", "RETENTION_CHECK_HOURS"))
+    drift_window_requests: int = field(metadata=_help(
+        "Drift looks at this many newest answered requests", "DRIFT_WINDOW_REQUESTS"))
+    alert_webhook_url: str = field(repr=False, metadata=_help(
+        "POST each alert opening/resolving as JSON here (empty: off)", "ALERT_WEBHOOK_URL"))
+    alert_check_seconds: float = field(metadata=_help(
+        "How often the app evaluates the alert rules", "ALERT_CHECK_SECONDS"))
+    alert_window_minutes: int = field(metadata=_help(
+        "Window of the error, rejection and latency rules", "ALERT_WINDOW_MINUTES"))
+    alert_min_requests: int = field(metadata=_help(
+        "Fewer requests than this in the window never fire a rate rule", "ALERT_MIN_REQUESTS"))
+    alert_error_rate: float = field(metadata=_help(
+        "Alert when this share of requests fails", "ALERT_ERROR_RATE"))
+    alert_rejection_rate: float = field(metadata=_help(
+        "Alert when this share of requests is rejected", "ALERT_REJECTION_RATE"))
+    alert_p95_ms: float = field(metadata=_help(
+        "Alert when p95 latency exceeds this (ms)", "ALERT_P95_MS"))
+    alert_negative_feedback_rate: float = field(metadata=_help(
+        "Alert when this share of the last day's ratings is thumbs-down",
+        "ALERT_NEGATIVE_FEEDBACK_RATE"))
+    alert_min_ratings: int = field(metadata=_help(
+        "Fewer ratings than this never fire the feedback rule", "ALERT_MIN_RATINGS"))
+    alert_traffic_drop: float = field(metadata=_help(
+        "Alert when the last hour's traffic falls below this share of the 7-day hourly mean",
+        "ALERT_TRAFFIC_DROP"))
     server_name: str = field(metadata=_help("Host the app listens on", "GRADIO_SERVER_NAME"))
     server_port: int = field(
         metadata=_help("Port (GRADIO_SERVER_PORT, else PORT)", "GRADIO_SERVER_PORT")
@@ -122,6 +170,25 @@ def load_settings() -> Settings:
         gate_max_p95_ms=_float("GATE_MAX_P95_MS", 50.0),
         canary_percent=_int("CANARY_PERCENT", 10),
         admin_token=os.environ.get("ADMIN_TOKEN", ""),
+        api_keys=os.environ.get("API_KEYS", "").strip(),
+        rate_limit_per_minute=_int("RATE_LIMIT_PER_MINUTE", 600),
+        rate_limit_burst=_int("RATE_LIMIT_BURST", 60),
+        max_body_bytes=_int("MAX_BODY_BYTES", 1024 * 1024),
+        batch_max_texts=_int("BATCH_MAX_TEXTS", 100),
+        batch_max_rows=_int("BATCH_MAX_ROWS", 10_000),
+        retention_days=_int("RETENTION_DAYS", 0),
+        retention_check_hours=_float("RETENTION_CHECK_HOURS", 6.0),
+        drift_window_requests=_int("DRIFT_WINDOW_REQUESTS", 300),
+        alert_webhook_url=os.environ.get("ALERT_WEBHOOK_URL", "").strip(),
+        alert_check_seconds=_float("ALERT_CHECK_SECONDS", 60.0),
+        alert_window_minutes=_int("ALERT_WINDOW_MINUTES", 15),
+        alert_min_requests=_int("ALERT_MIN_REQUESTS", 20),
+        alert_error_rate=_float("ALERT_ERROR_RATE", 0.05),
+        alert_rejection_rate=_float("ALERT_REJECTION_RATE", 0.25),
+        alert_p95_ms=_float("ALERT_P95_MS", 500.0),
+        alert_negative_feedback_rate=_float("ALERT_NEGATIVE_FEEDBACK_RATE", 0.5),
+        alert_min_ratings=_int("ALERT_MIN_RATINGS", 10),
+        alert_traffic_drop=_float("ALERT_TRAFFIC_DROP", 0.2),
         server_name=_env("GRADIO_SERVER_NAME", "127.0.0.1"),
         server_port=int(port) if port.isdigit() else 7860,
     )
@@ -134,7 +201,7 @@ def describe_settings(settings: Settings) -> list[tuple[str, str, str]]:
         value = str(getattr(settings, f.name))
         if f.name == "database_url" and "@" in value:
             value = value.split("://", 1)[0] + "://***@" + value.rsplit("@", 1)[1]
-        if f.name == "admin_token":
+        if f.name in SECRET_FIELDS:
             value = "(set)" if value else "(not set)"
         rows.append((f.metadata["env"], value, f.metadata["help"]))
     return rows

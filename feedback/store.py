@@ -19,6 +19,7 @@ SOURCES = ("ui", "api", "batch")
 STATUSES = ("ok", "rejected", "error")
 VERDICTS = ("up", "down")
 MAX_COMMENT_CHARS = 1000
+MAX_REASON_CHARS = 300  # the width of predictions.reason
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,9 @@ class PredictionRecord:
     scores: dict[str, float] | None
     model_version: int | None
     latency_ms: float | None
+    oov_share: float | None = None
+    nonletter_share: float | None = None
+    ascii_share: float | None = None
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,8 @@ def _record(row: Prediction) -> PredictionRecord:
         request_id=row.request_id, created_at=row.created_at, source=row.source,
         status=row.status, reason=row.reason, text=row.text, text_chars=row.text_chars,
         label=row.label, confidence=row.confidence, scores=row.scores,
-        model_version=row.model_version, latency_ms=row.latency_ms,
+        model_version=row.model_version, latency_ms=row.latency_ms, oov_share=row.oov_share,
+        nonletter_share=row.nonletter_share, ascii_share=row.ascii_share,
     )
 
 
@@ -62,6 +67,15 @@ def log_prediction(*, session: Session, record: PredictionRecord) -> None:
     if record.source not in SOURCES or record.status not in STATUSES:
         raise ValueError(f"bad source/status {record.source!r}/{record.status!r}")
     session.add(Prediction(**vars(record)))
+
+
+def log_rejection(*, session: Session, request_id: str, source: str, reason: str,
+                  text_chars: int = 0, model_version: int | None = None) -> None:
+    """Append the row of a request refused before it reached the model (no text is stored)."""
+    log_prediction(session=session, record=PredictionRecord(
+        request_id=request_id, created_at=utc_now(), source=source, status="rejected",
+        reason=reason[:MAX_REASON_CHARS], text=None, text_chars=text_chars, label=None,
+        confidence=None, scores=None, model_version=model_version, latency_ms=None))
 
 
 def get_prediction(*, session: Session, request_id: str) -> PredictionRecord:

@@ -100,6 +100,15 @@ class ModelHoldout(Base):
     labels: Mapped[list[Any]]
 
 
+class ModelProfile(Base):
+    """The reference profile drift is measured against (see classifier/profile.py)."""
+
+    __tablename__ = "model_profiles"
+
+    version: Mapped[int] = mapped_column(ForeignKey("model_versions.version"), primary_key=True)
+    profile: Mapped[dict[str, Any]]
+
+
 class Deployment(Base):
     """The single pointer row saying which versions serve; `revision` bumps on each change
     so every process can notice a switch with one cheap query."""
@@ -147,6 +156,10 @@ class Prediction(Base):
     scores: Mapped[dict[str, Any] | None]
     model_version: Mapped[int | None] = mapped_column(ForeignKey("model_versions.version"))
     latency_ms: Mapped[float | None] = mapped_column(Float)
+    # Drift signals of the stored (redacted) text against the answering version's profile.
+    oov_share: Mapped[float | None] = mapped_column(Float)
+    nonletter_share: Mapped[float | None] = mapped_column(Float)
+    ascii_share: Mapped[float | None] = mapped_column(Float)
 
     __table_args__ = (
         Index("ix_predictions_created_at", "created_at"),
@@ -168,3 +181,34 @@ class Feedback(Base):
     comment: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+class ApiKey(Base):
+    """A REST API key kept in the database: only its sha256 is stored, never the secret.
+    Revoking sets `revoked_at`; the row stays for the audit trail."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
+class Alert(Base):
+    """One alert episode: opened when its rule fires, resolved when it stops firing."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    rule: Mapped[str] = mapped_column(String(40))
+    state: Mapped[str] = mapped_column(String(10))  # open | resolved
+    opened_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    resolved_at: Mapped[datetime | None]
+    value: Mapped[float | None] = mapped_column(Float)
+    message: Mapped[str] = mapped_column(Text)
+    advice: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_alerts_rule_state", "rule", "state"),)

@@ -113,17 +113,9 @@ def small_model(small_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> Sm
                            promote=True)
     assert result.promoted, result.gate
     with session_scope(settings) as session:
-        info = registry.get_version(session=session, version=result.version.version)
-        artifact, sha = registry.read_artifact(session=session, version=info.version)
-        texts, labels = registry.read_holdout(session=session, version=info.version)
+        new = registry.export_version(session=session, version=result.version.version)
     dispose_engines()
-    new = registry.NewVersion(
-        artifact=artifact, sha256=sha, labels=info.labels, taxonomy=info.taxonomy,
-        report=info.report, n_train=info.n_train, n_test=info.n_test,
-        data_fingerprint=info.data_fingerprint, params=info.params,
-        library_versions=info.library_versions, git_commit=info.git_commit,
-        training_seconds=info.training_seconds, holdout_texts=texts, holdout_labels=labels)
-    return SmallModel(new=new, gate=info.gate or {})
+    return SmallModel(new=new, gate=result.version.gate or {})
 
 
 def install_model(settings: Settings, model: SmallModel, *, promote: bool) -> int:

@@ -1,4 +1,5 @@
-"""The Monitoring tab: Plotly charts of the stored log for a chosen time window."""
+"""The Monitoring tab: alerts, drift, per-version figures, messages worth a look, and the
+Plotly charts of the stored log, for a chosen time window."""
 
 from __future__ import annotations
 
@@ -6,35 +7,51 @@ from typing import Any
 
 import gradio as gr
 
+from dashboards.health import FLAGGED_COLUMNS, TERM_COLUMNS, VERSION_COLUMNS, load_health
 from dashboards.monitoring import FIGURE_NAMES, load_monitoring
-from dashboards.queries import WINDOWS
+from dashboards.queries import WINDOWS, make_window
 from feedback.errors import SupportTriageError
 from feedback.settings import Settings
 
 
 def build_monitoring_tab(settings: Settings, tab: gr.Tab) -> None:
-    """Lay out the Monitoring tab; charts load when the tab opens or on Refresh."""
+    """Lay out the Monitoring tab; everything loads when the tab opens or on Refresh."""
+    alerts = gr.Markdown("Open this tab or press Refresh to load.", elem_id="alerts")
     with gr.Row():
         window = gr.Radio(list(WINDOWS), value="Last 24 hours", label="Time window",
                           elem_id="window")
         refresh = gr.Button("Refresh", elem_id="refresh", scale=0)
-    summary = gr.Markdown("Open this tab or press Refresh to load the charts.",
-                          elem_id="monitoring-summary")
+    summary = gr.Markdown(elem_id="monitoring-summary")
+    with gr.Row():
+        with gr.Column(scale=3):
+            drift = gr.Markdown(elem_id="drift")
+        with gr.Column(scale=2):
+            terms = gr.Dataframe(headers=TERM_COLUMNS, interactive=False, elem_id="drift-terms",
+                                 label="New or surging terms (redacted text)")
+    versions = gr.Dataframe(headers=VERSION_COLUMNS, interactive=False, elem_id="versions",
+                            label="By model version")
     plots = []
     for left, right in zip(FIGURE_NAMES[::2], FIGURE_NAMES[1::2], strict=True):
         with gr.Row():
             plots += [gr.Plot(elem_id=f"plot-{left}", show_label=False),
                       gr.Plot(elem_id=f"plot-{right}", show_label=False)]
+    flagged = gr.Dataframe(headers=FLAGGED_COLUMNS, interactive=False, wrap=True,
+                           elem_id="flagged",
+                           label="Recent low-confidence and thumbs-down messages")
 
     def render(window_name: str) -> list[Any]:
         try:
             view = load_monitoring(settings, window_name)
+            health = load_health(settings, make_window(window_name))
         except SupportTriageError as exc:
             raise gr.Error(str(exc), title="Monitoring unavailable",
                            print_exception=False) from None
         except KeyError:
-            raise gr.Error(f"Unknown time window {window_name!r}.", print_exception=False) from None
-        return [view.summary, *(view.figures[name] for name in FIGURE_NAMES)]
+            raise gr.Error(f"Unknown time window {window_name!r}.",
+                           print_exception=False) from None
+        return [health.alerts, view.summary, health.drift, health.terms, health.versions,
+                *(view.figures[name] for name in FIGURE_NAMES), health.flagged]
 
+    outputs = [alerts, summary, drift, terms, versions, *plots, flagged]
     for trigger in (refresh.click, window.change, tab.select):
-        trigger(render, inputs=[window], outputs=[summary, *plots], api_visibility="private")
+        trigger(render, inputs=[window], outputs=outputs, api_visibility="private")

@@ -1,0 +1,88 @@
+"""The upper half of the Monitoring tab: open alerts, drift, per-version comparison, and the
+messages worth a human look. Returns display-ready rows; figures live in monitoring.py."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from dashboards import queries
+from dashboards.alerts import list_open_alerts
+from dashboards.drift import DriftReport, measure_drift
+from dashboards.figures import percentile_from_histogram
+from feedback.db import session_scope
+from feedback.settings import Settings
+
+FLAGGED_LIMIT = 20
+VERSION_COLUMNS = ["version", "requests", "rejected / failed", "thumbs-up rate",
+                   "latency p95 (ms)", "mean confidence"]
+FLAGGED_COLUMNS = ["when (UTC)", "version", "predicted", "confidence", "rating",
+                   "correct category", "message (redacted)"]
+TERM_COLUMNS = ["term", "count", "vs training"]
+
+
+@dataclass(frozen=True)
+class HealthView:
+    alerts: str
+    drift: str
+    terms: list[list[object]]
+    versions: list[list[object]]
+    flagged: list[list[object]]
+
+
+def alerts_markdown(settings: Settings) -> str:
+    alerts = list_open_alerts(settings)
+    if not alerts:
+        return "✅ **No open alerts.**"
+    lines = [f"🚨 **{len(alerts)} open alert(s)**"]
+    lines += [f"- **{a.rule}** since {a.opened_at:%Y-%m-%d %H:%M} UTC: {a.message}  \n"
+              f"  *Check first:* {a.advice}" for a in alerts]
+    return "\n".join(lines)
+
+
+def drift_markdown(report: DriftReport, last_n: int) -> str:
+    icon = {"ok": "✅", "watch": "👀", "drift": "⚠️"}[report.status]
+    head = (f"{icon} **Drift: {report.status}** — newest {report.n} answered requests of "
+            f"version {report.version} (up to {last_n}) against its training profile")
+    if report.version is None:
+        head = f"{icon} **Drift: {report.status}**"
+    return "\n".join([head, *(f"- {reason}" for reason in report.reasons)])
+
+
+def _pct(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.1f} %" if whole else "–"
+
+
+def load_health(settings: Settings, window: queries.Window) -> HealthView:
+    """Everything above the charts, for the chosen window."""
+    report = measure_drift(settings, window, last_n=settings.drift_window_requests)
+    with session_scope(settings) as session:
+        versions = queries.versions_in_window(session=session, window=window)
+        figures = queries.version_figures(session=session, versions=versions,
+                                          since=window.start) if versions else {}
+        flagged = queries.flagged_messages(session=session, window=window,
+                                           low_confidence=settings.low_confidence,
+                                           limit=FLAGGED_LIMIT)
+    version_rows = []
+    for v in versions:
+        f = figures[v]
+        rated = f.thumbs_up + f.thumbs_down
+        version_rows.append([
+            v, f.requests, f"{_pct(f.rejected, f.requests)} / {_pct(f.errors, f.requests)}",
+            f"{_pct(f.thumbs_up, rated)} of {rated}" if rated else "no ratings",
+            round(percentile_from_histogram(f.latency_bins, 95), 2) if f.latency_bins else "–",
+            round(f.mean_confidence, 3) if f.mean_confidence is not None else "–"])
+    return HealthView(
+        alerts=alerts_markdown(settings),
+        drift=drift_markdown(report, settings.drift_window_requests),
+        terms=[[term, n, note] for term, n, note in report.top_terms],
+        versions=version_rows,
+        flagged=[[_when(m.created_at), m.model_version, m.label,
+                  round(m.confidence, 3) if m.confidence is not None else "–",
+                  {"up": "👍", "down": "👎"}.get(m.verdict or "", ""), m.correct_label or "",
+                  m.text or ""] for m in flagged],
+    )
+
+
+def _when(moment: datetime) -> str:
+    return f"{moment:%Y-%m-%d %H:%M:%S}"
