@@ -1,0 +1,87 @@
+"""Drift on the default model: Banking77's own test messages are no drift; another domain is."""
+
+from __future__ import annotations
+
+import csv
+import random
+import shutil
+from pathlib import Path
+
+import pytest
+
+from classifier.profile import LENGTH_EDGES, build_profile, length_bucket, message_signals
+from classifier.service import PredictionService
+from dashboards.alerts import evaluate_alerts
+from dashboards.drift import DRIFT, OK, measure_drift, psi
+from dashboards.queries import make_window
+from feedback.settings import Settings
+from tests.conftest import ROOT, make_settings
+
+OFF_DOMAIN = [line for line in (ROOT / "tests/data/off_domain.txt").read_text().splitlines()
+              if line and not line.startswith("#")]
+TEST_TEXTS = [row["text"] for row in csv.DictReader(
+    (ROOT / "classifier/data/test.csv").open(encoding="utf-8"))]
+
+
+@pytest.fixture
+def default_settings(trained_data_dir: Path, tmp_path: Path) -> Settings:
+    shutil.copytree(trained_data_dir, tmp_path / "data")
+    return make_settings(tmp_path / "data")
+
+
+def drift_now(settings: Settings):  # type: ignore[no-untyped-def]
+    return measure_drift(settings, make_window("Last hour"),
+                         last_n=settings.drift_window_requests)
+
+
+def opened_or_resolved(settings: Settings) -> dict[str, str]:
+    changes = evaluate_alerts(settings, notify=lambda *_: None)
+    return {c.rule: c.change for c in changes}
+
+
+def test_replay_in_domain_then_other_domain_then_back(default_settings: Settings) -> None:
+    service = PredictionService(default_settings)
+    for text in TEST_TEXTS:  # in file order, as a replay would send them
+        service.predict(text, source="batch")
+    report = drift_now(default_settings)
+    assert report.status != DRIFT, report
+    assert "drift" not in opened_or_resolved(default_settings)
+
+    for text in OFF_DOMAIN:
+        service.predict(text, source="batch")
+    report = drift_now(default_settings)
+    assert report.status == DRIFT
+    assert any("unknown words" in r for r in report.reasons)
+    assert any(note == "new" for _, _, note in report.top_terms)
+    assert opened_or_resolved(default_settings)["drift"] == "opened"
+
+    shuffled = TEST_TEXTS[:]
+    random.Random(1).shuffle(shuffled)
+    for text in shuffled[:default_settings.drift_window_requests]:
+        service.predict(text, source="batch")
+    assert drift_now(default_settings).status == OK
+    assert opened_or_resolved(default_settings)["drift"] == "resolved"
+
+
+def test_quiet_traffic_is_not_judged(default_settings: Settings) -> None:
+    service = PredictionService(default_settings)
+    for text in OFF_DOMAIN[:50]:
+        service.predict(text, source="batch")
+    report = drift_now(default_settings)
+    assert report.status == OK and not report.judged
+    assert "not enough traffic" in report.reasons[0]
+
+
+def test_psi_and_signals() -> None:
+    assert psi([0.5, 0.5], [0.5, 0.5]) == pytest.approx(0.0)
+    assert psi([0.9, 0.1], [0.1, 0.9]) > 1.0
+    vocabulary = frozenset({"card", "lost", "my"})
+    signals = message_signals("My card is LOST 123!", vocabulary)
+    assert signals["oov_share"] == pytest.approx(1 / 4)
+    assert signals["ascii_share"] == 1.0 and 0 < signals["nonletter_share"] < 0.5
+    assert message_signals("Привет мир", vocabulary)["ascii_share"] == 0.0
+    assert length_bucket(0) == 0 and length_bucket(10_000) == len(LENGTH_EDGES)
+    profile = build_profile(["my card is lost", "lost card"] * 3, ["my card"], ["account"],
+                            [0.9], ["account", "billing"], 0.5)
+    assert profile["label_shares"] == {"account": 1.0, "billing": 0.0}
+    assert sum(profile["length_shares"]) == pytest.approx(1.0)
