@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from dashboards import queries
+from dashboards import queries, rollups
 from dashboards.drift import DRIFT, measure_drift
 from dashboards.figures import percentile_from_histogram
 from dashboards.notify import post_in_background
@@ -205,7 +205,8 @@ def list_open_alerts(settings: Settings) -> list[alert_store.AlertRecord]:
 
 
 class AlertLoop:
-    """Evaluates the rules every ALERT_CHECK_SECONDS in a daemon thread of the app."""
+    """Every ALERT_CHECK_SECONDS, in a daemon thread of the app: fold new log rows into the
+    Monitoring rollups (so no page render has a backlog to fold) and evaluate the rules."""
 
     def __init__(self, settings: Settings, probe: Probe) -> None:
         self._settings, self._probe = settings, probe
@@ -220,6 +221,8 @@ class AlertLoop:
     def _run(self) -> None:
         while not self._stop.wait(self._settings.alert_check_seconds):
             try:
+                with session_scope(self._settings) as session:
+                    rollups.catch_up(session)
                 for change in evaluate_alerts(self._settings, probe=self._probe):
                     log.warning("alert %s %s: %s", change.rule, change.change,
                                 change.alert.message)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from dashboards import queries
+from dashboards import queries, rollups
 from dashboards.alerts import list_open_alerts
 from dashboards.drift import DriftReport, measure_drift
 from dashboards.figures import percentile_from_histogram
@@ -57,21 +57,24 @@ def load_health(settings: Settings, window: queries.Window) -> HealthView:
     """Everything above the charts, for the chosen window."""
     report = measure_drift(settings, window, last_n=settings.drift_window_requests)
     with session_scope(settings) as session:
-        versions = queries.versions_in_window(session=session, window=window)
-        figures = queries.version_figures(session=session, versions=versions,
-                                          since=window.start) if versions else {}
+        rollups.catch_up(session)
+        totals = queries.version_totals(session=session, window=window)
+        ratings = {v: (up, down) for v, up, down in
+                   queries.feedback_by_version(session=session, window=window)}
         flagged = queries.flagged_messages(session=session, window=window,
                                            low_confidence=settings.low_confidence,
                                            limit=FLAGGED_LIMIT)
     version_rows = []
-    for v in versions:
-        f = figures[v]
-        rated = f.thumbs_up + f.thumbs_down
+    for v in sorted(totals, reverse=True):
+        t = totals[v]
+        requests, answered = sum(t.status_counts.values()), t.status_counts.get("ok", 0)
+        rejected, failed = t.status_counts.get("rejected", 0), t.status_counts.get("error", 0)
+        up, down = ratings.get(v, (0, 0))
         version_rows.append([
-            v, f.requests, f"{_pct(f.rejected, f.requests)} / {_pct(f.errors, f.requests)}",
-            f"{_pct(f.thumbs_up, rated)} of {rated}" if rated else "no ratings",
-            round(percentile_from_histogram(f.latency_bins, 95), 2) if f.latency_bins else "–",
-            round(f.mean_confidence, 3) if f.mean_confidence is not None else "–"])
+            v, requests, f"{_pct(rejected, requests)} / {_pct(failed, requests)}",
+            f"{_pct(up, up + down)} of {up + down}" if up + down else "no ratings",
+            round(percentile_from_histogram(t.latency_bins, 95), 2) if t.latency_bins else "–",
+            round(t.sum_confidence / answered, 3) if answered else "–"])
     return HealthView(
         alerts=alerts_markdown(settings),
         drift=drift_markdown(report, settings.drift_window_requests),

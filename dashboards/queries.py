@@ -8,45 +8,30 @@ histogram over fixed bins (as Prometheus does), which both SQLite and PostgreSQL
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import Integer, and_, case, func, literal, select
 from sqlalchemy.orm import Session
 
-from dashboards.sqlfuncs import epoch_seconds, floor_int
+from dashboards import rollups
+from dashboards.buckets import (
+    CONFIDENCE_BINS,
+    LATENCY_EDGES_MS,
+    WINDOWS,
+    BinRows,
+    HistogramRows,
+    TimeRows,
+    VersionTotals,
+    Window,
+    as_time,
+    confidence_bin_expr,
+    latency_bin_expr,
+    make_window,
+)
+from dashboards.sqlfuncs import epoch_seconds
 from feedback.tables import Feedback, Prediction
 
-# Upper edges of the latency bins in milliseconds: fine where requests normally land
-# (a few ms), coarse for the slow tail. The last bin is open-ended.
-LATENCY_EDGES_MS = (0.5, 1, 1.5, 2, 3, 4, 5, 7.5, 10, 15, 20, 30, 50, 75, 100, 150, 250, 500,
-                    1000, 2500, 5000, 10000)
-CONFIDENCE_BINS = 20
-
-
-@dataclass(frozen=True)
-class Window:
-    """A time range and the width of its chart buckets."""
-
-    start: datetime
-    end: datetime
-    bucket_seconds: int
-
-
-# (label, length, bucket width): about 60-170 points per chart.
-WINDOWS: dict[str, tuple[timedelta, int]] = {
-    "Last hour": (timedelta(hours=1), 60),
-    "Last 24 hours": (timedelta(hours=24), 15 * 60),
-    "Last 7 days": (timedelta(days=7), 3600),
-    "Last 30 days": (timedelta(days=30), 6 * 3600),
-}
-
-
-def make_window(name: str, now: datetime | None = None) -> Window:
-    """The named window ending now; raises KeyError for an unknown name."""
-    length, bucket = WINDOWS[name]
-    end = now or datetime.now(UTC)
-    return Window(start=end - length, end=end, bucket_seconds=bucket)
-
+__all__ = ["CONFIDENCE_BINS", "LATENCY_EDGES_MS", "WINDOWS", "Window", "make_window"]
 
 def _in_window(window: Window):  # type: ignore[no-untyped-def]
     return and_(Prediction.created_at >= window.start, Prediction.created_at < window.end)
@@ -58,38 +43,53 @@ def _bucket(window: Window):  # type: ignore[no-untyped-def]
     return (epoch_seconds(Prediction.created_at) // width * width).label("bucket")
 
 
-def _as_time(epoch: int) -> datetime:
-    return datetime.fromtimestamp(int(epoch), UTC)
+def requests_by_status(*, session: Session, window: Window) -> TimeRows:
+    """Dispatch: rollups for long windows, the log itself otherwise."""
+    if rollups.covers(window):
+        return rollups.requests_by_status(session=session, window=window,
+                                          from_log=_requests_by_status_from_log)
+    return _requests_by_status_from_log(session=session, window=window)
 
 
-def requests_by_status(*, session: Session, window: Window) -> list[tuple[datetime, str, int]]:
+def _requests_by_status_from_log(*, session: Session, window: Window) -> TimeRows:
     """(bucket start, status, requests)."""
     bucket = _bucket(window)
     rows = session.execute(
         select(bucket, Prediction.status, func.count())
         .where(_in_window(window)).group_by(bucket, Prediction.status).order_by(bucket)
     )
-    return [(_as_time(b), status, n) for b, status, n in rows]
+    return [(as_time(b), status, n) for b, status, n in rows]
 
 
-def latency_bin_expr():  # type: ignore[no-untyped-def]
-    """Index of the latency bin of each row (len(LATENCY_EDGES_MS) for the open tail)."""
-    whens = [(Prediction.latency_ms < edge, i) for i, edge in enumerate(LATENCY_EDGES_MS)]
-    return case(*whens, else_=len(LATENCY_EDGES_MS)).label("latency_bin")
+def latency_histogram(*, session: Session, window: Window) -> BinRows:
+    """Dispatch: rollups for long windows, the log itself otherwise."""
+    if rollups.covers(window):
+        return rollups.latency_histogram(session=session, window=window,
+                                         from_log=_latency_histogram_from_log)
+    return _latency_histogram_from_log(session=session, window=window)
 
 
-def latency_histogram(*, session: Session, window: Window) -> list[tuple[datetime, int, int]]:
+def _latency_histogram_from_log(*, session: Session, window: Window) -> BinRows:
     """(bucket start, latency bin index, requests) for answered requests."""
-    bucket, latency_bin = _bucket(window), latency_bin_expr()
+    bucket = _bucket(window)
+    latency_bin = latency_bin_expr(Prediction.latency_ms).label("latency_bin")
     rows = session.execute(
         select(bucket, latency_bin, func.count())
         .where(_in_window(window), Prediction.status == "ok")
         .group_by(bucket, latency_bin).order_by(bucket)
     )
-    return [(_as_time(b), int(i), n) for b, i, n in rows]
+    return [(as_time(b), int(i), n) for b, i, n in rows]
 
 
-def label_mix(*, session: Session, window: Window) -> list[tuple[datetime, str, int]]:
+def label_mix(*, session: Session, window: Window) -> TimeRows:
+    """Dispatch: rollups for long windows, the log itself otherwise."""
+    if rollups.covers(window):
+        return rollups.label_mix(session=session, window=window,
+                                 from_log=_label_mix_from_log)
+    return _label_mix_from_log(session=session, window=window)
+
+
+def _label_mix_from_log(*, session: Session, window: Window) -> TimeRows:
     """(bucket start, predicted label, requests)."""
     bucket = _bucket(window)
     rows = session.execute(
@@ -97,13 +97,20 @@ def label_mix(*, session: Session, window: Window) -> list[tuple[datetime, str, 
         .where(_in_window(window), Prediction.status == "ok")
         .group_by(bucket, Prediction.label).order_by(bucket)
     )
-    return [(_as_time(b), label, n) for b, label, n in rows]
+    return [(as_time(b), label, n) for b, label, n in rows]
 
 
-def confidence_histogram(*, session: Session, window: Window) -> list[tuple[int, int]]:
+def confidence_histogram(*, session: Session, window: Window) -> HistogramRows:
+    """Dispatch: rollups for long windows, the log itself otherwise."""
+    if rollups.covers(window):
+        return rollups.confidence_histogram(session=session, window=window,
+                                            from_log=_confidence_histogram_from_log)
+    return _confidence_histogram_from_log(session=session, window=window)
+
+
+def _confidence_histogram_from_log(*, session: Session, window: Window) -> HistogramRows:
     """(bin index 0..CONFIDENCE_BINS-1, requests); confidence 1.0 falls in the last bin."""
-    raw = floor_int(Prediction.confidence * CONFIDENCE_BINS)
-    idx = case((raw >= CONFIDENCE_BINS, CONFIDENCE_BINS - 1), else_=raw).label("bin")
+    idx = confidence_bin_expr(Prediction.confidence).label("bin")
     rows = session.execute(
         select(idx, func.count())
         .where(_in_window(window), Prediction.status == "ok").group_by(idx).order_by(idx)
@@ -158,7 +165,7 @@ def version_figures(*, session: Session, versions: list[int],
         .join(Feedback, Feedback.prediction_id == Prediction.id)
         .where(where).group_by(Prediction.model_version))}
     latency: dict[int, dict[int, int]] = {v: {} for v in versions}
-    bins = latency_bin_expr()
+    bins = latency_bin_expr(Prediction.latency_ms).label("latency_bin")
     for v, i, n in session.execute(select(Prediction.model_version, bins, func.count())
                                    .where(where, Prediction.status == "ok")
                                    .group_by(Prediction.model_version, bins)):
@@ -269,3 +276,29 @@ def versions_in_window(*, session: Session, window: Window) -> list[int]:
         select(Prediction.model_version).where(_in_window(window),
                                                Prediction.model_version.is_not(None))
         .group_by(Prediction.model_version).order_by(Prediction.model_version.desc()))]
+
+
+def version_totals(*, session: Session, window: Window) -> dict[int, VersionTotals]:
+    """Totals per model version for the window (rollups for long windows)."""
+    if rollups.covers(window):
+        return rollups.version_totals(session=session, window=window,
+                                      from_log=_version_totals_from_log)
+    return _version_totals_from_log(session=session, window=window)
+
+
+def _version_totals_from_log(*, session: Session, window: Window) -> dict[int, VersionTotals]:
+    where = and_(_in_window(window), Prediction.model_version.is_not(None))
+    totals: dict[int, VersionTotals] = {}
+    for v, status, n, conf in session.execute(
+            select(Prediction.model_version, Prediction.status, func.count(),
+                   func.coalesce(func.sum(Prediction.confidence), 0.0))
+            .where(where).group_by(Prediction.model_version, Prediction.status)):
+        entry = totals.setdefault(v, VersionTotals({}, 0.0, {}))
+        entry.status_counts[status] = n
+        entry.sum_confidence += float(conf)
+    bins = latency_bin_expr(Prediction.latency_ms).label("latency_bin")
+    for v, i, n in session.execute(select(Prediction.model_version, bins, func.count())
+                                   .where(where, Prediction.status == "ok")
+                                   .group_by(Prediction.model_version, bins)):
+        totals.setdefault(v, VersionTotals({}, 0.0, {})).latency_bins[int(i)] = n
+    return totals

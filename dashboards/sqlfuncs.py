@@ -29,6 +29,8 @@ def _arg(element: FunctionElement[Any], compiler: Any, **kw: Any) -> str:
 
 @compiles(epoch_seconds, "sqlite")
 def _epoch_sqlite(element: epoch_seconds, compiler: Any, **kw: Any) -> str:
+    # strftime('%s') truncates exactly like the time comparisons do; julianday() would be
+    # faster but its floating point can move a row across a bucket edge.
     return f"CAST(strftime('%s', {_arg(element, compiler, **kw)}) AS INTEGER)"
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     DateTime,
     Float,
     ForeignKey,
@@ -212,3 +213,33 @@ class Alert(Base):
     advice: Mapped[str] = mapped_column(Text)
 
     __table_args__ = (Index("ix_alerts_rule_state", "rule", "state"),)
+
+
+ROLLUP_LATENCY_BINS = 23  # dashboards.buckets.LATENCY_BINS
+ROLLUP_CONFIDENCE_BINS = 20  # dashboards.buckets.CONFIDENCE_BINS
+
+
+class PredictionRollup(Base):
+    """Counts of the prediction log per 15-minute slot, version, status and label, with
+    latency and confidence histograms: long Monitoring windows read these few thousand rows
+    instead of a million log rows. Derived from `predictions` by dashboards.rollups."""
+
+    __tablename__ = "prediction_rollups"
+
+    slot: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # epoch seconds
+    model_version: Mapped[int] = mapped_column(Integer, primary_key=True)  # 0: none
+    status: Mapped[str] = mapped_column(String(10), primary_key=True)
+    label: Mapped[str] = mapped_column(String(200), primary_key=True)  # "": none
+    n: Mapped[int] = mapped_column(BigInteger)
+    sum_confidence: Mapped[float] = mapped_column(Float)
+    latency_bins: Mapped[list[Any]]  # ROLLUP_LATENCY_BINS counts
+    confidence_bins: Mapped[list[Any]]  # ROLLUP_CONFIDENCE_BINS counts
+
+
+class RollupState(Base):
+    """How far the rollups have read the log: every prediction id at or below is counted."""
+
+    __tablename__ = "rollup_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_prediction_id: Mapped[int] = mapped_column(BigInteger, default=0)
