@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 from collections import Counter
 from dataclasses import dataclass
@@ -118,7 +119,8 @@ def load_dataset(path: str | Path, *, text_column: str = "text",
         ) from exc
     if "\x00" in content:
         raise InvalidInputError(f"Data file {path} contains NUL bytes; it is not a text CSV.")
-    reader = csv.DictReader(content.splitlines())
+    # newline="" keeps line breaks inside quoted fields, as the csv module requires.
+    reader = csv.DictReader(io.StringIO(content, newline=""))
     columns = reader.fieldnames or []
     for column in (text_column, label_column):
         if column not in columns:

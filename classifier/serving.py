@@ -91,7 +91,10 @@ class ModelCache:
         return (self._canary.version if self._canary else None), self._canary_percent
 
     def _refresh_if_due(self) -> None:
-        if self._clock() - self._checked_at >= self._settings.model_poll_seconds:
+        # With no model yet, every caller waits for (or does) the load instead of failing
+        # while another thread is in the middle of it.
+        due = self._clock() - self._checked_at >= self._settings.model_poll_seconds
+        if due or self._live is None:
             self.refresh()
 
     def refresh(self) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sklearn.model_selection import train_test_split
+from sklearn.pipeline import Pipeline
 
 from classifier import registry
 from classifier.artifacts import dump_model, sha256_of
@@ -56,12 +57,18 @@ def split_holdout(dataset: Dataset) -> tuple[Dataset, Dataset]:
             f"{dataset.source}: {len(dataset.texts)} rows are too few for {n_labels} labels; "
             "pass --test-data or add rows."
         )
-    x_tr, x_te, y_tr, y_te = train_test_split(
+    x_tr, x_te, y_tr, y_te = (list(part) for part in train_test_split(
         dataset.texts, dataset.labels, test_size=n_test, stratify=dataset.labels,
         random_state=SEED,
-    )
+    ))
+    # Rounding can leave a rare label out of the test split; move one of its rows over so
+    # every class is measured (check_trainable guarantees two rows of each).
+    for label in sorted(set(y_tr) - set(y_te)):
+        i = y_tr.index(label)
+        x_te.append(x_tr.pop(i))
+        y_te.append(y_tr.pop(i))
     part = dict(source=dataset.source, sha256=dataset.sha256, skipped_rows=dataset.skipped_rows)
-    return Dataset(list(x_tr), list(y_tr), **part), Dataset(list(x_te), list(y_te), **part)
+    return Dataset(x_tr, y_tr, **part), Dataset(x_te, y_te, **part)
 
 
 def _git_commit() -> str | None:
@@ -76,6 +83,53 @@ def _git_commit() -> str | None:
 def _library_versions() -> dict[str, str]:
     names = ("scikit-learn", "numpy", "scipy", "skops")
     return {"python": platform.python_version(), **{n: package_version(n) for n in names}}
+
+
+@dataclass(frozen=True)
+class FittedVersion:
+    """A fitted pipeline and everything the registry stores about it (not yet registered)."""
+
+    pipeline: Pipeline
+    new: registry.NewVersion
+
+
+def fit_version(*, train: Dataset, holdout: Dataset, settings: Settings,
+                taxonomy_name: str | None, data_fingerprint: dict[str, Any],
+                params: dict[str, Any] | None = None, sample_weight: list[float] | None = None,
+                progress: Progress = lambda _msg: None) -> FittedVersion:
+    """Fit the pipeline on `train` (optionally weighting rows), evaluate it on `holdout` and
+    build the registry entry: artifact, report, drift profile and the redacted holdout.
+
+    Shared by `train_version` and the feedback retrain, so both train and describe a
+    version the same way. Nothing is written to the database here.
+    """
+    params = {**DEFAULT_PARAMS, **(params or {})}
+    progress(f"Training on {len(train.texts)} messages, {len(train.label_counts)} labels")
+    start = time.perf_counter()
+    fit_params = {} if sample_weight is None else {"model__sample_weight": sample_weight}
+    pipeline = slim(build_pipeline(params).fit(train.texts, train.labels, **fit_params))
+    seconds = round(time.perf_counter() - start, 2)
+    progress(f"Evaluating on {len(holdout.texts)} held-out messages")
+    proba = pipeline.predict_proba(holdout.texts)
+    report = evaluate(pipeline, holdout.texts, holdout.labels, proba)
+    report["training_seconds"] = seconds
+    classes = [str(c) for c in pipeline.classes_]
+    redacted_holdout = [redact(t) for t in holdout.texts]
+    profile = build_profile(
+        train_texts=[redact(t) for t in train.texts], holdout_texts=redacted_holdout,
+        predicted=[classes[i] for i in proba.argmax(axis=1)],
+        confidences=proba.max(axis=1).tolist(), labels=classes,
+        low_confidence=settings.low_confidence)
+    artifact = dump_model(pipeline)
+    return FittedVersion(pipeline=pipeline, new=registry.NewVersion(
+        artifact=artifact, sha256=sha256_of(artifact),
+        labels=classes, taxonomy=taxonomy_name, report=report,
+        n_train=len(train.texts), n_test=len(holdout.texts),
+        data_fingerprint=data_fingerprint,
+        params=params, library_versions=_library_versions(), git_commit=_git_commit(),
+        training_seconds=seconds,
+        holdout_texts=redacted_holdout, holdout_labels=holdout.labels, profile=profile,
+    ))
 
 
 def train_version(*, data: Dataset, test: Dataset | None, settings: Settings,
@@ -93,36 +147,14 @@ def train_version(*, data: Dataset, test: Dataset | None, settings: Settings,
         test = taxonomy.apply(test) if test is not None else None
     check_trainable(data)
     train, holdout = (data, test) if test is not None else split_holdout(data)
-    params = {**DEFAULT_PARAMS, **(params or {})}
-    progress(f"Training on {len(train.texts)} messages, {len(train.label_counts)} labels")
-    start = time.perf_counter()
-    pipeline = slim(build_pipeline(params).fit(train.texts, train.labels))
-    seconds = round(time.perf_counter() - start, 2)
-    progress(f"Evaluating on {len(holdout.texts)} held-out messages")
-    proba = pipeline.predict_proba(holdout.texts)
-    report = evaluate(pipeline, holdout.texts, holdout.labels, proba)
-    report["training_seconds"] = seconds
-    classes = [str(c) for c in pipeline.classes_]
-    redacted_holdout = [redact(t) for t in holdout.texts]
-    profile = build_profile(
-        train_texts=[redact(t) for t in train.texts], holdout_texts=redacted_holdout,
-        predicted=[classes[i] for i in proba.argmax(axis=1)],
-        confidences=proba.max(axis=1).tolist(), labels=classes,
-        low_confidence=settings.low_confidence)
-    artifact = dump_model(pipeline)
-    new = registry.NewVersion(
-        artifact=artifact, sha256=sha256_of(artifact),
-        labels=classes,
-        taxonomy=taxonomy.name if taxonomy else None, report=report,
-        n_train=len(train.texts), n_test=len(holdout.texts),
+    new = fit_version(
+        train=train, holdout=holdout, settings=settings,
+        taxonomy_name=taxonomy.name if taxonomy else None, params=params, progress=progress,
         data_fingerprint={"train": data.fingerprint(),
                           "test": test.fingerprint() if test is not None else "holdout",
                           "holdout_share": None if test is not None else HOLDOUT_SHARE,
                           "seed": SEED},
-        params=params, library_versions=_library_versions(), git_commit=_git_commit(),
-        training_seconds=seconds,
-        holdout_texts=redacted_holdout, holdout_labels=holdout.labels, profile=profile,
-    )
+    ).new
     progress("Saving the new version")
     with session_scope(settings) as session:
         number = registry.register_version(session=session, new=new, actor=actor).version

@@ -41,7 +41,9 @@ def validate_text(text: object, *, max_chars: int) -> str:
             "Paste only the customer's message, or shorten it.",
         )
     junk = sum(_is_junk(ch) for ch in stripped)
-    if "\x00" in stripped or junk / len(stripped) > MAX_JUNK_SHARE:
+    # A lone surrogate cannot even be encoded as UTF-8 for storage: always refuse it.
+    has_surrogate = any(unicodedata.category(ch) == "Cs" for ch in stripped)
+    if "\x00" in stripped or has_surrogate or junk / len(stripped) > MAX_JUNK_SHARE:
         raise RejectedInputError(
             "binary",
             "The message looks like binary data or a broken encoding, not text. "

@@ -221,8 +221,7 @@ class AlertLoop:
     def _run(self) -> None:
         while not self._stop.wait(self._settings.alert_check_seconds):
             try:
-                with session_scope(self._settings) as session:
-                    rollups.catch_up(session)
+                rollups.catch_up(self._settings)
                 for change in evaluate_alerts(self._settings, probe=self._probe):
                     log.warning("alert %s %s: %s", change.rule, change.change,
                                 change.alert.message)

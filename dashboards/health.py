@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from dashboards import queries, rollups
+from dashboards import queries
 from dashboards.alerts import list_open_alerts
 from dashboards.drift import DriftReport, measure_drift
 from dashboards.figures import percentile_from_histogram
@@ -57,7 +57,6 @@ def load_health(settings: Settings, window: queries.Window) -> HealthView:
     """Everything above the charts, for the chosen window."""
     report = measure_drift(settings, window, last_n=settings.drift_window_requests)
     with session_scope(settings) as session:
-        rollups.catch_up(session)
         totals = queries.version_totals(session=session, window=window)
         ratings = {v: (up, down) for v, up, down in
                    queries.feedback_by_version(session=session, window=window)}

@@ -8,7 +8,7 @@ from datetime import datetime
 
 import plotly.graph_objects as go
 
-from dashboards import figures, queries, rollups
+from dashboards import figures, queries
 from feedback.db import session_scope
 from feedback.settings import Settings
 
@@ -51,7 +51,6 @@ def load_monitoring(settings: Settings, window_name: str,
     window = queries.make_window(window_name, now)
     start = time.perf_counter()
     with session_scope(settings) as session:
-        rollups.catch_up(session)
         status_rows = queries.requests_by_status(session=session, window=window)
         latency_rows = queries.latency_histogram(session=session, window=window)
         label_rows = queries.label_mix(session=session, window=window)

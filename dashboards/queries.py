@@ -33,8 +33,10 @@ from feedback.tables import Feedback, Prediction
 
 __all__ = ["CONFIDENCE_BINS", "LATENCY_EDGES_MS", "WINDOWS", "Window", "make_window"]
 
-def _in_window(window: Window):  # type: ignore[no-untyped-def]
-    return and_(Prediction.created_at >= window.start, Prediction.created_at < window.end)
+def _in_window(window: Window, after_id: int = 0):  # type: ignore[no-untyped-def]
+    """Rows in the time range; with `after_id`, only rows the rollups have not folded."""
+    return and_(Prediction.created_at >= window.start, Prediction.created_at < window.end,
+                Prediction.id > after_id)
 
 
 def _bucket(window: Window):  # type: ignore[no-untyped-def]
@@ -51,12 +53,13 @@ def requests_by_status(*, session: Session, window: Window) -> TimeRows:
     return _requests_by_status_from_log(session=session, window=window)
 
 
-def _requests_by_status_from_log(*, session: Session, window: Window) -> TimeRows:
+def _requests_by_status_from_log(*, session: Session, window: Window,
+                                 after_id: int = 0) -> TimeRows:
     """(bucket start, status, requests)."""
     bucket = _bucket(window)
     rows = session.execute(
         select(bucket, Prediction.status, func.count())
-        .where(_in_window(window)).group_by(bucket, Prediction.status).order_by(bucket)
+        .where(_in_window(window, after_id)).group_by(bucket, Prediction.status).order_by(bucket)
     )
     return [(as_time(b), status, n) for b, status, n in rows]
 
@@ -69,13 +72,14 @@ def latency_histogram(*, session: Session, window: Window) -> BinRows:
     return _latency_histogram_from_log(session=session, window=window)
 
 
-def _latency_histogram_from_log(*, session: Session, window: Window) -> BinRows:
+def _latency_histogram_from_log(*, session: Session, window: Window,
+                                after_id: int = 0) -> BinRows:
     """(bucket start, latency bin index, requests) for answered requests."""
     bucket = _bucket(window)
     latency_bin = latency_bin_expr(Prediction.latency_ms).label("latency_bin")
     rows = session.execute(
         select(bucket, latency_bin, func.count())
-        .where(_in_window(window), Prediction.status == "ok")
+        .where(_in_window(window, after_id), Prediction.status == "ok")
         .group_by(bucket, latency_bin).order_by(bucket)
     )
     return [(as_time(b), int(i), n) for b, i, n in rows]
@@ -89,12 +93,13 @@ def label_mix(*, session: Session, window: Window) -> TimeRows:
     return _label_mix_from_log(session=session, window=window)
 
 
-def _label_mix_from_log(*, session: Session, window: Window) -> TimeRows:
+def _label_mix_from_log(*, session: Session, window: Window,
+                        after_id: int = 0) -> TimeRows:
     """(bucket start, predicted label, requests)."""
     bucket = _bucket(window)
     rows = session.execute(
         select(bucket, Prediction.label, func.count())
-        .where(_in_window(window), Prediction.status == "ok")
+        .where(_in_window(window, after_id), Prediction.status == "ok")
         .group_by(bucket, Prediction.label).order_by(bucket)
     )
     return [(as_time(b), label, n) for b, label, n in rows]
@@ -108,12 +113,13 @@ def confidence_histogram(*, session: Session, window: Window) -> HistogramRows:
     return _confidence_histogram_from_log(session=session, window=window)
 
 
-def _confidence_histogram_from_log(*, session: Session, window: Window) -> HistogramRows:
+def _confidence_histogram_from_log(*, session: Session, window: Window,
+                                   after_id: int = 0) -> HistogramRows:
     """(bin index 0..CONFIDENCE_BINS-1, requests); confidence 1.0 falls in the last bin."""
     idx = confidence_bin_expr(Prediction.confidence).label("bin")
     rows = session.execute(
         select(idx, func.count())
-        .where(_in_window(window), Prediction.status == "ok").group_by(idx).order_by(idx)
+        .where(_in_window(window, after_id), Prediction.status == "ok").group_by(idx).order_by(idx)
     )
     return [(int(i), n) for i, n in rows]
 
@@ -286,8 +292,9 @@ def version_totals(*, session: Session, window: Window) -> dict[int, VersionTota
     return _version_totals_from_log(session=session, window=window)
 
 
-def _version_totals_from_log(*, session: Session, window: Window) -> dict[int, VersionTotals]:
-    where = and_(_in_window(window), Prediction.model_version.is_not(None))
+def _version_totals_from_log(*, session: Session, window: Window,
+                             after_id: int = 0) -> dict[int, VersionTotals]:
+    where = and_(_in_window(window, after_id), Prediction.model_version.is_not(None))
     totals: dict[int, VersionTotals] = {}
     for v, status, n, conf in session.execute(
             select(Prediction.model_version, Prediction.status, func.count(),

@@ -58,8 +58,9 @@ def get_engine(settings: Settings | None = None) -> Engine:
     """
     settings = settings or load_settings()
     url = settings.effective_database_url
+    key = f"{url}#{settings.db_busy_timeout_s}"
     with _lock:
-        engine = _engines.get(url)
+        engine = _engines.get(key)
         if engine is not None:
             return engine
         if url.startswith("sqlite"):
@@ -79,7 +80,7 @@ def get_engine(settings: Settings | None = None) -> Engine:
         except SQLAlchemyError as exc:
             engine.dispose()
             raise StorageError(f"Cannot open the database: {describe_db_error(exc)}") from exc
-        _engines[url] = engine
+        _engines[key] = engine
         return engine
 
 

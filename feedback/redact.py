@@ -12,14 +12,17 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
+EMAIL = re.compile(r"[A-Za-z0-9._%+\-']+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
 # Country code, check digits, then 11-30 alphanumerics, compact or in groups of four.
 IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:[ -]?[A-Z0-9]{1,4}){3,8}\b", re.IGNORECASE)
 CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
 # A phone number: optional +/00 country code, then 7-15 digits with spaces, dots, dashes or
 # one pair of brackets. Shorter digit runs (amounts, years, PIN lengths) are left alone.
-PHONE = re.compile(r"(?<![\w+(])(?:\+|\()?\d[\d ().\-]{5,}\d(?!\w)")
-DATE = re.compile(r"\d{4}-\d{1,2}-\d{1,2}|\d{1,2}[./-]\d{1,2}[./-]\d{2,4}")
+PHONE = re.compile(r"(?<![\w+])\(?\+?\d[\d ().\-]{5,}\d(?!\w)")
+# A calendar date (ISO or day-month-year), possibly followed by a time: not a phone number.
+DATE = re.compile(r"(?:(?:19|20)\d{2}-(?:0?[1-9]|1[0-2])-(?:0?[1-9]|[12]\d|3[01])"
+                  r"|(?:0?[1-9]|[12]\d|3[01])[./-](?:0?[1-9]|1[0-2])[./-](?:19|20)?\d{2})")
+MAX_TIME_DIGITS = 4  # "12:30" after a date
 MIN_PHONE_DIGITS = 7
 MAX_PHONE_DIGITS = 15
 
@@ -67,9 +70,10 @@ def _redact_ibans(text: str) -> str:
 
 def _phone_like(candidate: str) -> bool:
     digits = _digits(candidate)
-    if DATE.fullmatch(candidate.strip("()")):
+    date = DATE.match(candidate.strip("()"))
+    if date and len(_digits(candidate.strip("()")[date.end():])) <= MAX_TIME_DIGITS:
         return False
-    return MIN_PHONE_DIGITS <= len(digits) <= MAX_PHONE_DIGITS and candidate.count("(") <= 1
+    return MIN_PHONE_DIGITS <= len(digits) <= MAX_PHONE_DIGITS and candidate.count("(") <= 2
 
 
 def _replace(pattern: re.Pattern[str], check: Callable[[str], bool], tag: str, text: str) -> str:

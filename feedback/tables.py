@@ -215,14 +215,10 @@ class Alert(Base):
     __table_args__ = (Index("ix_alerts_rule_state", "rule", "state"),)
 
 
-ROLLUP_LATENCY_BINS = 23  # dashboards.buckets.LATENCY_BINS
-ROLLUP_CONFIDENCE_BINS = 20  # dashboards.buckets.CONFIDENCE_BINS
-
-
 class PredictionRollup(Base):
-    """Counts of the prediction log per 15-minute slot, version, status and label, with
-    latency and confidence histograms: long Monitoring windows read these few thousand rows
-    instead of a million log rows. Derived from `predictions` by dashboards.rollups."""
+    """Counts of the prediction log per 15-minute slot, version, status and label: long
+    Monitoring windows read these few thousand rows instead of a million log rows. Derived
+    from `predictions` by dashboards.rollups."""
 
     __tablename__ = "prediction_rollups"
 
@@ -232,8 +228,19 @@ class PredictionRollup(Base):
     label: Mapped[str] = mapped_column(String(200), primary_key=True)  # "": none
     n: Mapped[int] = mapped_column(BigInteger)
     sum_confidence: Mapped[float] = mapped_column(Float)
-    latency_bins: Mapped[list[Any]]  # ROLLUP_LATENCY_BINS counts
-    confidence_bins: Mapped[list[Any]]  # ROLLUP_CONFIDENCE_BINS counts
+
+
+class PredictionHistogram(Base):
+    """Answered requests per 15-minute slot, version and latency or confidence bin (the bins
+    of dashboards.buckets), so percentiles and histograms of long windows come from SQL."""
+
+    __tablename__ = "prediction_histograms"
+
+    slot: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    model_version: Mapped[int] = mapped_column(Integer, primary_key=True)  # 0: none
+    kind: Mapped[str] = mapped_column(String(10), primary_key=True)  # latency | confidence
+    bin: Mapped[int] = mapped_column(Integer, primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger)
 
 
 class RollupState(Base):
@@ -243,3 +250,66 @@ class RollupState(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     last_prediction_id: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class Review(Base):
+    """A reviewer's decision on one prediction. Only accepted and corrected reviews become
+    training data; reviewing the same prediction again replaces the decision."""
+
+    __tablename__ = "reviews"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    prediction_id: Mapped[int] = mapped_column(
+        ForeignKey("predictions.id", ondelete="CASCADE"), unique=True
+    )
+    decision: Mapped[str] = mapped_column(String(10))  # accepted | corrected | discarded
+    label: Mapped[str | None] = mapped_column(String(200))
+    reviewer: Mapped[str] = mapped_column(String(100))
+    reviewed_at: Mapped[datetime]
+
+
+class FeedbackDataset(Base):
+    """An immutable snapshot of the reviewed training examples (redacted, deduplicated),
+    added only when the content changed; `sha256` is of the canonical JSON of its rows."""
+
+    __tablename__ = "feedback_datasets"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    created_at: Mapped[datetime]
+    rows: Mapped[int]
+    sha256: Mapped[str] = mapped_column(String(64))
+    texts: Mapped[list[Any]]
+    labels: Mapped[list[Any]]
+
+
+class RetrainJob(Base):
+    """One retrain run (background or CLI): its state, latest progress line and outcome."""
+
+    __tablename__ = "retrain_jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    state: Mapped[str] = mapped_column(String(10))  # queued | running | succeeded | failed
+    progress: Mapped[str] = mapped_column(Text, default="")
+    started_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    actor: Mapped[str] = mapped_column(String(100))
+    version: Mapped[int | None] = mapped_column(ForeignKey("model_versions.version"))
+    feedback_dataset: Mapped[int | None] = mapped_column(
+        ForeignKey("feedback_datasets.version"))
+    error: Mapped[str | None] = mapped_column(Text)
+    summary: Mapped[dict[str, Any] | None]
+
+
+class RetrainReport(Base):
+    """What a retrain measured for its challenger: live and challenger side by side on the
+    frozen holdout and the held-back feedback, and the "what changed" report."""
+
+    __tablename__ = "retrain_reports"
+
+    version: Mapped[int] = mapped_column(ForeignKey("model_versions.version"), primary_key=True)
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("retrain_jobs.id"))
+    live_version: Mapped[int] = mapped_column(ForeignKey("model_versions.version"))
+    feedback_dataset: Mapped[int] = mapped_column(ForeignKey("feedback_datasets.version"))
+    created_at: Mapped[datetime]
+    report: Mapped[dict[str, Any]]

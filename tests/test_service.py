@@ -1,0 +1,191 @@
+"""The prediction service (classifier.service) and the live-model cache (classifier.serving)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from sqlalchemy import select, update
+
+from classifier import registry
+from classifier.service import PredictionService
+from classifier.serving import ModelCache, ModelUnavailableError
+from feedback.db import session_scope
+from feedback.settings import Settings
+from feedback.store import count_rows, get_prediction
+from feedback.tables import ModelArtifact, Prediction
+from tests.conftest import SmallModel, install_model
+
+CATEGORIES = {"account", "billing", "cancellation", "general question", "technical issue"}
+
+
+class FakeClock:
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def live_labels(settings: Settings) -> list[str]:
+    with session_scope(settings) as session:
+        live = registry.live_version(session=session)
+        assert live is not None
+        return registry.get_version(session=session, version=live).labels
+
+
+def rows(settings: Settings) -> list[Prediction]:
+    with session_scope(settings) as session:
+        return list(session.scalars(select(Prediction).order_by(Prediction.id)))
+
+
+def test_result_and_stored_row(live_settings: Settings) -> None:
+    service = PredictionService(live_settings)
+    message = "  I was charged twice for one coffee\n"
+    result = service.predict(message, source="batch")
+    assert re.fullmatch(r"[0-9a-f]{32}", result.request_id)
+    labels = live_labels(live_settings)
+    assert set(labels) == CATEGORIES
+    assert result.label in labels
+    assert set(result.scores) == set(labels)
+    assert result.confidence == max(result.scores.values()) == result.scores[result.label]
+    assert math.isclose(sum(result.scores.values()), 1.0, abs_tol=1e-4)
+    assert all(0 <= p <= 1 for p in result.scores.values())
+    assert list(result.scores.values()) == sorted(result.scores.values(), reverse=True)
+    assert result.model_version == 1
+    assert result.latency_ms > 0
+    assert result.low_confidence == (result.confidence < live_settings.low_confidence)
+    assert result.label == "billing"
+
+    with session_scope(live_settings) as session:
+        stored = get_prediction(session=session, request_id=result.request_id)
+        assert count_rows(session=session) == {"predictions": 1, "feedback": 0}
+    assert stored.status == "ok"
+    assert stored.source == "batch"
+    assert stored.reason is None
+    assert stored.label == result.label
+    assert stored.confidence == result.confidence
+    assert stored.scores == result.scores
+    assert stored.model_version == result.model_version == 1
+    assert stored.latency_ms == result.latency_ms
+    assert stored.text == message.strip()
+    assert stored.text_chars == len(message)
+    assert stored.created_at.tzinfo is not None
+
+    ids = {service.predict("please close my account").request_id for _ in range(10)}
+    assert len(ids | {result.request_id}) == 11
+
+
+def test_low_confidence_follows_the_setting(live_sqlite_settings: Settings) -> None:
+    def predict(threshold: float):  # type: ignore[no-untyped-def]
+        settings = dataclasses.replace(live_sqlite_settings, low_confidence=threshold)
+        return PredictionService(settings).predict("what is this charge")
+
+    assert predict(1.01).low_confidence is True
+    assert predict(0.0).low_confidence is False
+    confidence = predict(0.5).confidence
+    assert predict(confidence).low_confidence is False  # "below" the threshold, not at it
+    assert predict(confidence + 1e-6).low_confidence is True
+
+
+def test_redaction_can_be_switched_off(live_sqlite_settings: Settings) -> None:
+    raw = dataclasses.replace(live_sqlite_settings, redact_pii=False)
+    message = "card 4111 1111 1111 1111 declined"
+    PredictionService(raw).predict(message)
+    PredictionService(live_sqlite_settings).predict(message)
+    assert [r.text for r in rows(live_sqlite_settings)] == [message, "card [CARD] declined"]
+
+
+def test_model_cache_picks_up_a_promotion_after_the_poll_interval(
+        live_settings: Settings, small_model: SmallModel) -> None:
+    settings = dataclasses.replace(live_settings, model_poll_seconds=30)
+    clock = FakeClock()
+    cache = ModelCache(settings, clock=clock)
+    service = PredictionService(settings, models=cache)
+    first = cache.current()
+    assert service.predict("my card was declined").model_version == 1
+    assert cache.current() is first
+
+    assert install_model(settings, small_model, promote=True) == 2  # as another process would
+    assert cache.current().version == 1  # not checked again yet
+    clock.advance(29.9)
+    assert service.predict("my card was declined").model_version == 1
+    clock.advance(0.1)
+    assert cache.current().version == 2
+    assert service.predict("my card was declined").model_version == 2
+    assert cache.last_error is None
+    assert [r.model_version for r in rows(settings)] == [1, 1, 2]
+
+
+def test_no_live_model(settings: Settings) -> None:
+    service = PredictionService(settings)
+    with pytest.raises(ModelUnavailableError, match="No model is live yet"):
+        service.predict("my card 4111 1111 1111 1111 is lost", source="api")
+    [row] = rows(settings)
+    assert row.status == "error"
+    assert row.source == "api"
+    assert row.reason is not None and "No model is live yet" in row.reason
+    assert row.text == "my card [CARD] is lost"  # redacted even when it failed
+    assert row.label is None and row.model_version is None and row.scores is None
+
+
+def _tamper(settings: Settings, version: int) -> bytes:
+    with session_scope(settings) as session:
+        data, _sha = registry.read_artifact(session=session, version=version)
+        broken = data[:-100] + bytes(b ^ 0xFF for b in data[-100:])
+        session.execute(update(ModelArtifact).where(ModelArtifact.version == version)
+                        .values(data=broken))
+    return data
+
+
+def _restore(settings: Settings, version: int, data: bytes) -> None:
+    with session_scope(settings) as session:
+        session.execute(update(ModelArtifact).where(ModelArtifact.version == version)
+                        .values(data=data))
+
+
+def test_tampered_live_artifact_is_refused_and_the_last_good_model_serves(
+        live_settings: Settings, small_model: SmallModel) -> None:
+    settings = dataclasses.replace(live_settings, model_poll_seconds=10)
+    clock = FakeClock()
+    cache = ModelCache(settings, clock=clock)
+    service = PredictionService(settings, models=cache)
+    assert service.predict("where is my money").model_version == 1
+
+    assert install_model(settings, small_model, promote=True) == 2
+    original = _tamper(settings, 2)  # changed in the database after it went live
+    clock.advance(10)
+    result = service.predict("where is my money")
+    assert result.model_version == 1  # still the last good model
+    assert cache.last_error is not None
+    assert re.search(r"version 2: artifact sha256 .* does not match", cache.last_error)
+
+    # A process that never had a good model refuses to serve the tampered one.
+    fresh = PredictionService(settings, models=ModelCache(settings, clock=FakeClock()))
+    with pytest.raises(ModelUnavailableError, match="sha256"):
+        fresh.predict("where is my money")
+    assert [r.status for r in rows(settings)] == ["ok", "ok", "error"]
+
+    # Once the bytes are restored the next poll loads version 2 and clears the error.
+    _restore(settings, 2, original)
+    clock.advance(10)
+    assert service.predict("where is my money").model_version == 2
+    assert cache.last_error is None
+
+
+def test_service_is_safe_to_share_between_threads(live_settings: Settings) -> None:
+    service = PredictionService(live_settings)
+    messages = [f"my card number {i} was declined at the shop" for i in range(40)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(service.predict, messages))
+    assert len({r.request_id for r in results}) == 40
+    stored = rows(live_settings)
+    assert len(stored) == 40
+    assert {r.request_id for r in stored} == {r.request_id for r in results}
+    assert all(r.status == "ok" for r in stored)

@@ -1,0 +1,328 @@
+"""Training and the registry (classifier.training), model files (classifier.artifacts) and
+calibration (classifier.evaluation)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import skops.io as sio
+from sklearn.linear_model import LogisticRegression
+from sqlalchemy import select
+
+from classifier import registry
+from classifier.artifacts import ArtifactError, dump_model, load_model, sha256_of
+from classifier.dataset import Dataset, load_dataset, load_taxonomy
+from classifier.evaluation import expected_calibration_error
+from classifier.pipeline import DEFAULT_PARAMS, SEED, build_pipeline
+from classifier.training import HOLDOUT_SHARE, split_holdout, train_version
+from feedback.db import session_scope
+from feedback.errors import InvalidInputError
+from feedback.settings import Settings
+from feedback.tables import ModelEvent
+from tests.conftest import ENV_SETTINGS, ROOT
+
+CATEGORIES = ["account", "billing", "cancellation", "general question", "technical issue"]
+
+
+def versions(settings: Settings) -> list[registry.ModelVersionInfo]:
+    with session_scope(settings) as session:
+        return registry.list_versions(session=session)
+
+
+def artifact(settings: Settings, version: int) -> tuple[bytes, str]:
+    with session_scope(settings) as session:
+        return registry.read_artifact(session=session, version=version)
+
+
+def test_versions_are_numbered_never_overwritten_and_promoted(live_settings: Settings,
+                                                              small_csv: Path) -> None:
+    """Version 1 (the small model, installed live by the fixture) stays as it was when
+    training adds version 2 with --promote."""
+    [before] = versions(live_settings)
+    assert before.version == 1 and before.status == registry.LIVE
+    first_bytes, first_sha = artifact(live_settings, 1)
+
+    second = train_version(data=load_dataset(small_csv), test=None, settings=live_settings,
+                           promote=True)
+    assert second.version.version == 2
+    assert second.promoted is True
+    assert second.version.status == registry.LIVE
+    assert second.summary()["status"] == "live"
+    listed = versions(live_settings)
+    assert [v.version for v in listed] == [2, 1]
+    after = listed[1]
+    assert after.status != registry.LIVE
+    # Version 1 is untouched by the new one (only its lifecycle state may differ).
+    assert artifact(live_settings, 1) == (first_bytes, first_sha)
+    assert (after.created_at, after.sha256, after.report, after.data_fingerprint) == (
+        before.created_at, before.sha256, before.report, before.data_fingerprint)
+    for info in listed:
+        blob, sha = artifact(live_settings, info.version)
+        assert sha == info.sha256 == sha256_of(blob) == hashlib.sha256(blob).hexdigest()
+        assert info.size_bytes == len(blob)
+        model = load_model(blob, expected_sha256=sha)
+        assert sorted(model.classes_) == CATEGORIES
+    with session_scope(live_settings) as session:
+        assert registry.live_version(session=session) == 2
+        events = session.execute(select(ModelEvent.action, ModelEvent.version)
+                                 .order_by(ModelEvent.id)).all()
+    assert [v for a, v in events if a == "register"] == [1, 2]
+    assert [v for a, v in events if a == "promote"] == [1, 2]
+
+
+def test_report_fingerprint_params_and_library_versions(live_settings: Settings,
+                                                        small_csv: Path) -> None:
+    [info] = versions(live_settings)
+    report = info.report
+    assert 0.5 < report["accuracy"] <= 1
+    assert 0.5 < report["macro_f1"] <= 1
+    assert info.accuracy == report["accuracy"] and info.macro_f1 == report["macro_f1"]
+    assert sorted(report["per_class"]) == CATEGORIES
+    for metrics in report["per_class"].values():
+        assert set(metrics) == {"precision", "recall", "f1", "support"}
+        assert all(0 <= metrics[k] <= 1 for k in ("precision", "recall", "f1"))
+        assert metrics["support"] > 0  # every label is in the holdout
+    matrix = report["confusion_matrix"]
+    assert matrix["labels"] == CATEGORIES
+    assert len(matrix["matrix"]) == 5 and all(len(row) == 5 for row in matrix["matrix"])
+    assert sum(map(sum, matrix["matrix"])) == info.n_test
+    assert 0 <= report["ece"] <= 1
+    latency = report["latency"]
+    assert 0 < latency["p50_ms"] <= latency["p95_ms"]
+    assert latency["samples"] == min(200, info.n_test)
+    assert report["training_seconds"] == info.training_seconds > 0
+    assert info.labels == CATEGORIES
+    assert (info.n_train, info.n_test) == (480, 120)
+
+    train = info.data_fingerprint["train"]
+    assert train["sha256"] == hashlib.sha256(small_csv.read_bytes()).hexdigest()
+    assert train["rows"] == 600
+    assert train["label_counts"] == {label: 120 for label in CATEGORIES}
+    assert train["source"] == str(small_csv)
+    assert info.data_fingerprint["test"] == "holdout"
+    assert info.data_fingerprint["holdout_share"] == HOLDOUT_SHARE
+    assert info.data_fingerprint["seed"] == SEED
+    assert info.params == DEFAULT_PARAMS
+    assert {"python", "scikit-learn", "numpy", "scipy", "skops"} <= set(info.library_versions)
+    assert all(isinstance(v, str) and v for v in info.library_versions.values())
+    assert info.taxonomy is None
+
+
+def test_explicit_test_data_taxonomy_and_params(sqlite_settings: Settings, small_csv: Path,
+                                                tmp_path: Path) -> None:
+    data = load_dataset(small_csv)
+    test_csv = tmp_path / "test.csv"
+    rows = ["text,category"] + [f'"{t}",{label}' for t, label in
+                                zip(data.texts[::10], data.labels[::10], strict=True)]
+    test_csv.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    test = load_dataset(test_csv)
+    path = tmp_path / "money.json"
+    path.write_text(json.dumps({"name": "money-or-not", "mapping": {
+        "billing": "money", "cancellation": "other", "account": "other",
+        "general question": "other", "technical issue": "other"}}), encoding="utf-8")
+
+    result = train_version(data=data, test=test, settings=sqlite_settings,
+                           taxonomy=load_taxonomy(path), params={"C": 5.0})
+    info = result.version
+    assert result.promoted is False
+    assert info.status != registry.LIVE  # trained without --promote
+    with session_scope(sqlite_settings) as session:
+        assert registry.live_version(session=session) is None
+    assert info.labels == ["money", "other"]
+    assert info.taxonomy == "money-or-not"
+    assert sorted(info.report["per_class"]) == ["money", "other"]
+    assert (info.n_train, info.n_test) == (600, len(test.texts))
+    assert info.data_fingerprint["test"]["sha256"] == test.sha256
+    assert info.data_fingerprint["test"]["rows"] == 60
+    assert info.data_fingerprint["holdout_share"] is None
+    assert info.params == {**DEFAULT_PARAMS, "C": 5.0}
+
+
+@pytest.mark.parametrize(("labels", "message"), [
+    (["billing"] * 20, "at least 2"),
+    (["billing"] * 19 + ["account"], "fewer than 2 rows"),
+])
+def test_untrainable_data_registers_nothing(settings: Settings, labels: list[str],
+                                            message: str) -> None:
+    data = Dataset([f"message number {i}" for i in range(len(labels))], labels, "x.csv", "0", 0)
+    with pytest.raises(InvalidInputError, match=message):
+        train_version(data=data, test=None, settings=settings, promote=True)
+    assert versions(settings) == []
+
+
+def test_unmapped_label_registers_nothing(settings: Settings, small_csv: Path,
+                                          tmp_path: Path) -> None:
+    path = tmp_path / "partial.json"
+    path.write_text(json.dumps({"mapping": {"billing": "money"}}), encoding="utf-8")
+    with pytest.raises(InvalidInputError, match="has no category for 4 label"):
+        train_version(data=load_dataset(small_csv), test=None, settings=settings,
+                      taxonomy=load_taxonomy(path))
+    assert versions(settings) == []
+
+
+def test_stratified_holdout_keeps_every_label(small_csv: Path) -> None:
+    data = load_dataset(small_csv)
+    train, test = split_holdout(data)
+    assert len(test.texts) == round(len(data.texts) * HOLDOUT_SHARE) == 120
+    assert test.label_counts == {label: 24 for label in CATEGORIES}
+    assert train.label_counts == {label: 96 for label in CATEGORIES}
+    assert sorted(train.texts + test.texts) == sorted(data.texts)
+    assert split_holdout(data) == (train, test)  # seeded
+
+
+def test_stratified_holdout_keeps_a_rare_label(small_csv: Path) -> None:
+    """A label with the minimum of 2 rows must have one in training and one in the test
+    split ("at least one row per label"), or its recall is never measured."""
+    data = load_dataset(small_csv)
+    rare = Dataset(data.texts + ["please close my joint account", "close the joint account"],
+                   data.labels + ["joint account", "joint account"], "x", "0", 0)
+    train, test = split_holdout(rare)
+    assert set(test.labels) == set(rare.labels)
+    assert set(train.labels) == set(rare.labels)
+
+
+def test_too_few_rows_for_a_holdout() -> None:
+    data = Dataset(["a b", "c d", "e f"], ["x", "x", "y"], "tiny.csv", "0", 0)
+    with pytest.raises(InvalidInputError, match="too few for 2 labels; pass --test-data"):
+        split_holdout(data)
+
+
+# --- model files --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_model_bytes() -> bytes:
+    texts = ["refund my money", "money back please", "card is broken", "card does not work",
+             "refund the fee", "broken card again"]
+    labels = ["billing", "billing", "technical", "technical", "billing", "technical"]
+    return dump_model(build_pipeline({"char_min_df": 1}).fit(texts, labels))
+
+
+def test_model_roundtrip(tiny_model_bytes: bytes) -> None:
+    model = load_model(tiny_model_bytes, expected_sha256=sha256_of(tiny_model_bytes))
+    assert list(model.classes_) == ["billing", "technical"]
+    assert model.predict(["my card broke"])[0] == "technical"
+
+
+def test_wrong_sha256_is_refused(tiny_model_bytes: bytes) -> None:
+    with pytest.raises(ArtifactError, match=r"version 7: artifact sha256 .* does not match"):
+        load_model(tiny_model_bytes, expected_sha256="0" * 64, name="version 7")
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "garbage"])
+def test_corrupted_bytes_with_matching_sha_are_refused(tiny_model_bytes: bytes,
+                                                       damage: str) -> None:
+    data = bytearray(tiny_model_bytes)
+    if damage == "truncate":
+        data = data[: len(data) // 2]
+    elif damage == "flip":
+        for i in range(len(data) // 3, len(data) // 3 + 64):
+            data[i] ^= 0xFF
+    else:
+        data = bytearray(b"definitely not a zip file")
+    with pytest.raises(ArtifactError, match="cannot be read"):
+        load_model(bytes(data), expected_sha256=sha256_of(bytes(data)))
+
+
+@pytest.mark.parametrize("obj", [LogisticRegression(), {"model": [1, 2, 3]}, np.arange(5)],
+                         ids=["estimator", "dict", "array"])
+def test_skops_file_of_a_non_pipeline_is_refused(obj: object) -> None:
+    data = sio.dumps(obj)
+    with pytest.raises(ArtifactError, match=f"is a {type(obj).__name__}, not a classifier"):
+        load_model(data, expected_sha256=sha256_of(data))
+
+
+class Foreign:
+    """A type skops does not trust: loading it could run arbitrary code paths."""
+
+    def __init__(self) -> None:
+        self.payload = "x"
+
+
+def test_untrusted_types_are_refused() -> None:
+    data = sio.dumps(Foreign())
+    with pytest.raises(ArtifactError, match="contains types that are not allowed.*Foreign"):
+        load_model(data, expected_sha256=sha256_of(data))
+
+
+# --- calibration ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("confidences", "correct"), [
+    ([1.0, 1.0, 1.0], [True, True, True]),
+    ([0.0, 0.0], [False, False]),
+    ([0.25, 0.25, 0.25, 0.25], [True, False, False, False]),
+    ([0.5, 0.5, 1.0, 1.0], [True, False, True, True]),
+    ([0.8] * 5, [True, True, True, True, False]),
+])
+def test_ece_is_zero_when_calibrated(confidences: list[float], correct: list[bool]) -> None:
+    ece = expected_calibration_error(np.array(confidences), np.array(correct))
+    assert ece == pytest.approx(0.0, abs=1e-12)
+
+
+@pytest.mark.parametrize(("confidences", "correct", "expected"), [
+    ([0.9] * 10, [True] * 5 + [False] * 5, 0.4),
+    ([0.6, 0.6], [False, False], 0.6),
+    ([1.0, 1.0, 1.0, 1.0], [True, True, True, False], 0.25),
+    # two bins, half the rows each: 0.5 * |1/2 - 0.9| + 0.5 * |0 - 0.3|
+    ([0.9, 0.9, 0.3, 0.3], [True, False, False, False], 0.35),
+    # one bin of 3 rows and one of 1 row: 3/4 * |1 - 0.7| + 1/4 * |1 - 0.1|
+    ([0.7, 0.7, 0.7, 0.1], [True, True, True, True], 0.45),
+])
+def test_ece_known_values(confidences: list[float], correct: list[bool],
+                          expected: float) -> None:
+    ece = expected_calibration_error(np.array(confidences), np.array(correct))
+    assert ece == pytest.approx(expected)
+
+
+def test_ece_bins_are_equal_width() -> None:
+    # 0.61 and 0.65 share the bin [0.6, 0.667); the gaps cancel inside it.
+    ece = expected_calibration_error(np.array([0.61, 0.65]), np.array([True, False]))
+    assert ece == pytest.approx(abs(0.5 - 0.63))
+    # With one bin everything is pooled: |mean(correct) - mean(confidence)|.
+    ece = expected_calibration_error(np.array([0.1, 0.9]), np.array([False, True]), bins=1)
+    assert ece == pytest.approx(0.0)
+
+
+# --- the CLI as a user runs it ---------------------------------------------------------------
+
+
+def _run_cli(args: list[str], data_dir: Path) -> dict[str, object]:
+    env = {k: v for k, v in os.environ.items() if k not in ENV_SETTINGS}
+    env["DATA_DIR"] = str(data_dir)
+    out = subprocess.run([sys.executable, "-m", "classifier", *args], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr
+    assert "Traceback" not in out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_cli_trains_banking77(tmp_path: Path) -> None:
+    base = ["train", "--data", "classifier/data/train.csv",
+            "--test-data", "classifier/data/test.csv", "--label-column", "category"]
+    summary = _run_cli(base, tmp_path)
+    assert {"version", "accuracy", "macro_f1", "n_train", "n_test", "labels"} <= set(summary)
+    assert summary["version"] == 1
+    assert summary["accuracy"] >= 0.91
+    assert summary["macro_f1"] >= 0.9
+    assert (summary["n_train"], summary["n_test"]) == (10003, 3080)
+    assert isinstance(summary["labels"], list) and len(summary["labels"]) == 77
+    assert "Refund_not_showing_up" in summary["labels"]
+    assert "reverted_card_payment?" in summary["labels"]
+    assert summary["status"] == "candidate"
+
+    support = _run_cli([*base, "--taxonomy", "classifier/data/taxonomy.json", "--promote"],
+                       tmp_path)
+    assert support["version"] == 2
+    assert support["labels"] == CATEGORIES
+    assert support["status"] == "live"
+    assert support["promoted"] is True
+    assert support["accuracy"] >= 0.91
