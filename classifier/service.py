@@ -16,6 +16,7 @@ from classifier.serving import LoadedModel, ModelCache, ModelUnavailableError
 from classifier.validation import RejectedInputError, validate_text
 from feedback.db import session_scope
 from feedback.errors import SupportTriageError
+from feedback.log_writer import PredictionLogWriter
 from feedback.redact import redact
 from feedback.settings import Settings
 from feedback.store import FeedbackRecord, PredictionRecord, log_prediction, record_feedback
@@ -42,9 +43,12 @@ class PredictionResult:
 class PredictionService:
     """Stateless apart from the model cache; safe to share between threads."""
 
-    def __init__(self, settings: Settings, models: ModelCache | None = None) -> None:
+    def __init__(self, settings: Settings, models: ModelCache | None = None,
+                 log_writer: PredictionLogWriter | None = None) -> None:
         self.settings = settings
         self.models = models or ModelCache(settings)
+        # None: each row is written in its own transaction before predict() returns.
+        self.log_writer = log_writer
 
     def current_model(self) -> LoadedModel:
         return self.models.current()
@@ -88,19 +92,20 @@ class PredictionService:
         scores = dict(sorted(scores.items(), key=lambda kv: kv[1], reverse=True))
         label, confidence = next(iter(scores.items()))
         latency_ms = round((time.perf_counter() - start) * 1000, 3)
-        signals = message_signals(stored, model.vocabulary)
-        with session_scope(self.settings) as session:
-            log_prediction(session=session, record=PredictionRecord(
-                request_id=request_id, created_at=utc_now(), source=source, status="ok",
-                reason=None, text=stored, text_chars=chars, label=label, confidence=confidence,
-                scores=scores, model_version=model.version, latency_ms=latency_ms,
-                **signals))
+        signals = (message_signals(stored, model.vocabulary)
+                   if model.vocabulary is not None else {})
+        self._log(PredictionRecord(
+            request_id=request_id, created_at=utc_now(), source=source, status="ok",
+            reason=None, text=stored, text_chars=chars, label=label, confidence=confidence,
+            scores=scores, model_version=model.version, latency_ms=latency_ms, **signals))
         return PredictionResult(request_id, label, confidence, scores, model.version,
                                 latency_ms, confidence < self.settings.low_confidence)
 
     def rate(self, request_id: str, verdict: str, *, correct_label: str | None = None,
              comment: str | None = None) -> FeedbackRecord:
         """Store (or change) the rating of a prediction; see feedback.store.record_feedback."""
+        if self.log_writer is not None:  # the rated prediction's row may still be queued
+            self.log_writer.flush(timeout=self.settings.db_busy_timeout_s)
         with session_scope(self.settings) as session:
             return record_feedback(session=session, request_id=request_id, verdict=verdict,
                                    correct_label=correct_label, comment=comment)
@@ -108,8 +113,17 @@ class PredictionService:
     def _log_failure(self, request_id: str, source: str, status: str, reason: str, chars: int,
                      start: float, version: int | None, text: str | None = None) -> None:
         latency_ms = round((time.perf_counter() - start) * 1000, 3)
-        with session_scope(self.settings) as session:
-            log_prediction(session=session, record=PredictionRecord(
-                request_id=request_id, created_at=utc_now(), source=source, status=status,
-                reason=reason[:300], text=text, text_chars=chars, label=None, confidence=None,
-                scores=None, model_version=version, latency_ms=latency_ms))
+        self._log(PredictionRecord(
+            request_id=request_id, created_at=utc_now(), source=source, status=status,
+            reason=reason[:300], text=text, text_chars=chars, label=None, confidence=None,
+            scores=None, model_version=version, latency_ms=latency_ms))
+
+    def _log(self, record: PredictionRecord) -> None:
+        if self.log_writer is None:
+            with session_scope(self.settings) as session:
+                log_prediction(session=session, record=record)
+            return
+        # Rows from the UI wait for their commit: a person is told when the log is down, and
+        # other processes reading the log see the row at once. API and batch rows are written
+        # in batches off the request path (flushed at shutdown, never dropped).
+        self.log_writer.submit(record, wait=record.source == "ui")

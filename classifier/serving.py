@@ -21,7 +21,7 @@ from sklearn.pipeline import Pipeline
 from classifier import registry
 from classifier.artifacts import load_model
 from feedback.db import session_scope
-from feedback.errors import SupportTriageError
+from feedback.errors import NotFoundError, SupportTriageError
 from feedback.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,9 @@ class LoadedModel:
     version: int
     pipeline: Pipeline
     labels: list[str]
-    vocabulary: frozenset[str]  # from the reference profile, for per-message drift signals
+    # From the reference profile, for per-message drift signals; None for a version stored
+    # before profiles existed (it serves, drift is simply not measured for it).
+    vocabulary: frozenset[str] | None
 
 
 def routes_to_canary(request_id: str, percent: int) -> bool:
@@ -132,8 +134,11 @@ class ModelCache:
             data, sha = registry.read_artifact(session=session, version=version)
             labels = registry.get_version(session=session, version=version).labels
             pipeline = load_model(data, expected_sha256=sha, name=f"version {version}")
-            vocabulary = frozenset(registry.read_profile(session=session,
-                                                         version=version)["vocabulary"])
+            try:
+                vocabulary: frozenset[str] | None = frozenset(
+                    registry.read_profile(session=session, version=version)["vocabulary"])
+            except NotFoundError:
+                vocabulary = None
             log.info("loaded model version %d", version)
             model = LoadedModel(version, pipeline, labels, vocabulary)
         self._loaded[version] = model  # re-inserted: most recently used last

@@ -24,6 +24,7 @@ from classifier import registry
 from classifier.profile import LENGTH_EDGES, tokens
 from dashboards.queries import Window, WindowSignals, recent_texts, window_signals
 from feedback.db import session_scope
+from feedback.errors import NotFoundError
 from feedback.settings import Settings
 
 OK, WATCH, DRIFT = "ok", "watch", "drift"
@@ -144,7 +145,12 @@ def measure_drift(settings: Settings, window: Window, last_n: int | None = None)
         version = registry.live_version(session=session)
         if version is None:
             return DriftReport(OK, None, 0, ["no live version yet"], judged=False)
-        profile = registry.read_profile(session=session, version=version)
+        try:
+            profile = registry.read_profile(session=session, version=version)
+        except NotFoundError:
+            return DriftReport(OK, version, 0, [f"version {version} has no reference profile "
+                                                "(trained before profiles existed)"],
+                               judged=False)
         signals = window_signals(session=session, version=version, window=window,
                                  low_confidence=settings.low_confidence,
                                  length_edges=tuple(profile.get("length_edges", LENGTH_EDGES)),

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from conftest import Server
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
@@ -40,7 +41,10 @@ def browser() -> Iterator[object]:
 
 
 @pytest.fixture
-def page(browser, server) -> Iterator[Page]:  # type: ignore[no-untyped-def]
+def page(browser, server: Server, tmp_path: Path,  # type: ignore[no-untyped-def]
+         request: pytest.FixtureRequest) -> Iterator[Page]:
+    """A fresh page on the app; a full-page screenshot lands in tmp_path if the test fails."""
+    failed_before = request.session.testsfailed
     context = browser.new_context(viewport={"width": 1280, "height": 1000})
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
@@ -48,26 +52,26 @@ def page(browser, server) -> Iterator[Page]:  # type: ignore[no-untyped-def]
     page.goto(server.url, wait_until="domcontentloaded")
     page.locator("#message textarea").wait_for(state="visible")
     yield page
+    # The call phase's report is logged before teardown, so a failure is already counted.
+    if request.session.testsfailed > failed_before:
+        shot = tmp_path / f"{request.node.name}.png"
+        try:
+            page.screenshot(path=str(shot), full_page=True)
+            print(f"screenshot of the failure: {shot}")
+        except Exception as exc:  # the browser may be gone; keep the original failure
+            print(f"screenshot failed: {exc}")
     context.close()
 
 
 @contextmanager
-def screenshot_on_failure(page: Page, tmp_path: Path, name: str) -> Iterator[None]:
-    try:
-        yield
-    except BaseException:
-        shot = tmp_path / f"{name}.png"
-        try:
-            page.screenshot(path=str(shot), full_page=True)
-            print(f"screenshot saved to {shot}")
-        except Exception as exc:  # the browser may be gone; keep the original failure
-            print(f"screenshot failed: {exc}")
-        raise
-
-
-def db_session(data_dir: Path) -> Session:
+def db_session(data_dir: Path) -> Iterator[Session]:
+    """A read-only session on the server's SQLite file."""
     engine = create_engine(f"sqlite:///file:{data_dir / 'support_triage.db'}?mode=ro&uri=true")
-    return Session(engine)
+    try:
+        with Session(engine) as session:
+            yield session
+    finally:
+        engine.dispose()
 
 
 def classify(page: Page, message: str) -> tuple[str, str]:
@@ -102,43 +106,42 @@ def rating_saved(page: Page):  # type: ignore[no-untyped-def]
     return page.locator("#rating-saved")
 
 
-def test_classify_rate_correct_and_monitor(page: Page, server, tmp_path: Path) -> None:
-    with screenshot_on_failure(page, tmp_path, "classify-rate-monitor"):
-        predicted, request_id = classify(page, MESSAGE)
-        others = [c for c in CATEGORIES if c != predicted]
-        first_choice, last_choice = others[0], others[1]
+def test_classify_rate_correct_and_monitor(page: Page, server: Server) -> None:
+    predicted, request_id = classify(page, MESSAGE)
+    others = [c for c in CATEGORIES if c != predicted]
+    first_choice, last_choice = others[0], others[1]
 
-        # 👎 saves the verdict at once and offers the categories of the answering model.
-        page.locator("#thumbs-down").click()
-        expect(rating_saved(page)).to_contain_text("Rating saved")
-        expect(rating_saved(page)).to_contain_text("wrong")
-        choose_correct_category(page, first_choice)
-        expect(rating_saved(page)).to_contain_text("changed")
-        expect(rating_saved(page)).to_contain_text(first_choice)
+    # 👎 saves the verdict at once and offers the categories of the answering model.
+    page.locator("#thumbs-down").click()
+    expect(rating_saved(page)).to_contain_text("Rating saved")
+    expect(rating_saved(page)).to_contain_text("wrong")
+    choose_correct_category(page, first_choice)
+    expect(rating_saved(page)).to_contain_text("changed")
+    expect(rating_saved(page)).to_contain_text(first_choice)
 
-        # Changing one's mind updates the same rating.
-        page.locator("#thumbs-up").click()
-        expect(rating_saved(page)).to_contain_text("Rating changed")
-        expect(rating_saved(page)).to_contain_text("right")
-        expect(page.locator("#correct-category")).to_be_hidden()
+    # Changing one's mind updates the same rating.
+    page.locator("#thumbs-up").click()
+    expect(rating_saved(page)).to_contain_text("Rating changed")
+    expect(rating_saved(page)).to_contain_text("right")
+    expect(page.locator("#correct-category")).to_be_hidden()
 
-        page.locator("#thumbs-down").click()
-        expect(rating_saved(page)).to_contain_text(re.compile(r"Rating changed: 👎 wrong"))
-        choose_correct_category(page, last_choice)
-        expect(rating_saved(page)).to_contain_text(
-            re.compile(rf"Rating changed: 👎 wrong, correct category: {last_choice}"))
+    page.locator("#thumbs-down").click()
+    expect(rating_saved(page)).to_contain_text(re.compile(r"Rating changed: 👎 wrong"))
+    choose_correct_category(page, last_choice)
+    expect(rating_saved(page)).to_contain_text(
+        re.compile(rf"Rating changed: 👎 wrong, correct category: {last_choice}"))
 
-        # The Monitoring tab loads on open and counts the one request and its rating.
-        page.get_by_role("tab", name="Monitoring").click()
-        summary = page.locator("#monitoring-summary")
-        expect(summary).to_contain_text(re.compile(r"Last 24 hours: 1 requests?\b"))
-        expect(summary).to_contain_text("1 answered")
-        expect(summary).to_contain_text("0 up / 1 down")
-        plot = page.locator("#plot-requests .js-plotly-plot")
-        expect(plot).to_be_visible()
-        expect(page.locator("#plot-requests svg.main-svg").first).to_be_attached()
-        for name in ("latency", "failures", "labels", "confidence", "feedback"):
-            expect(page.locator(f"#plot-{name} .js-plotly-plot")).to_be_attached()
+    # The Monitoring tab loads on open and counts the one request and its rating.
+    page.get_by_role("tab", name="Monitoring").click()
+    summary = page.locator("#monitoring-summary")
+    expect(summary).to_contain_text(re.compile(r"Last 24 hours: 1 requests?\b"))
+    expect(summary).to_contain_text("1 answered")
+    expect(summary).to_contain_text("0 up / 1 down")
+    plot = page.locator("#plot-requests .js-plotly-plot")
+    expect(plot).to_be_visible()
+    expect(page.locator("#plot-requests svg.main-svg").first).to_be_attached()
+    for name in ("latency", "failures", "labels", "confidence", "feedback"):
+        expect(page.locator(f"#plot-{name} .js-plotly-plot")).to_be_attached()
 
     with db_session(server.data_dir) as session:
         prediction = session.scalars(
@@ -150,66 +153,60 @@ def test_classify_rate_correct_and_monitor(page: Page, server, tmp_path: Path) -
         assert rows[0].verdict == "down"
         assert rows[0].correct_label == last_choice
         assert session.scalars(select(Feedback)).all() == rows
-        session.get_bind().dispose()
 
 
-def test_thumbs_down_again_keeps_the_shown_correction(page: Page, server,
-                                                       tmp_path: Path) -> None:
+def test_thumbs_down_again_keeps_the_shown_correction(page: Page, server: Server) -> None:
     """Pressing 👎 a second time must not silently drop the category the dropdown still shows:
     what the page shows and what is stored have to agree."""
-    with screenshot_on_failure(page, tmp_path, "thumbs-down-again"):
-        predicted, request_id = classify(page, MESSAGE)
-        choice = next(c for c in CATEGORIES if c != predicted)
-        page.locator("#thumbs-down").click()
-        expect(rating_saved(page)).to_contain_text("Rating saved")
-        choose_correct_category(page, choice)
-        expect(rating_saved(page)).to_contain_text(choice)
+    predicted, request_id = classify(page, MESSAGE)
+    choice = next(c for c in CATEGORIES if c != predicted)
+    page.locator("#thumbs-down").click()
+    expect(rating_saved(page)).to_contain_text("Rating saved")
+    choose_correct_category(page, choice)
+    expect(rating_saved(page)).to_contain_text(choice)
 
-        page.locator("#thumbs-down").click()
-        expect(rating_saved(page)).to_contain_text(re.compile(r"Rating changed: 👎 wrong"))
-        page.wait_for_timeout(500)  # let the dropdown update settle
-        shown = page.locator("#correct-category input[role='combobox']").input_value().strip()
-        message = rating_saved(page).inner_text()
+    page.locator("#thumbs-down").click()
+    expect(rating_saved(page)).to_contain_text(re.compile(r"Rating changed: 👎 wrong"))
+    page.wait_for_timeout(500)  # let the dropdown update settle
+    shown = page.locator("#correct-category input[role='combobox']").input_value().strip()
+    message = rating_saved(page).inner_text()
 
     with db_session(server.data_dir) as session:
         prediction = session.scalars(
             select(Prediction).where(Prediction.request_id == request_id)).one()
         row = session.scalars(
             select(Feedback).where(Feedback.prediction_id == prediction.id)).one()
-        session.get_bind().dispose()
     assert row.verdict == "down"
     assert (row.correct_label or "") == shown, (
         f"the dropdown shows {shown!r} but the stored correction is {row.correct_label!r} "
         f"(confirmation: {message!r})")
 
 
-def test_whitespace_shows_error_and_no_result(page: Page, server, tmp_path: Path) -> None:
+def test_whitespace_shows_error_and_no_result(page: Page, server: Server) -> None:
     toast = page.locator("[data-testid='toast-body']")
     request_id = page.locator("#request-id textarea, #request-id input").first
-    with screenshot_on_failure(page, tmp_path, "whitespace"):
-        page.locator("#message textarea").fill("   \n  ")
-        page.locator("#classify").click()
-        expect(toast.filter(has_text="empty").first).to_be_visible()
-        expect(page.locator("#result [aria-label='Empty value']")).to_be_visible()
-        expect(page.locator("#result [data-testid='label-output-value']")).to_have_count(0)
-        expect(request_id).to_have_value("")
-        expect(page.locator("#thumbs-down")).to_be_hidden()
+    page.locator("#message textarea").fill("   \n  ")
+    page.locator("#classify").click()
+    expect(toast.filter(has_text="empty").first).to_be_visible()
+    expect(page.locator("#result [aria-label='Empty value']")).to_be_visible()
+    expect(page.locator("#result [data-testid='label-output-value']")).to_have_count(0)
+    expect(request_id).to_have_value("")
+    expect(page.locator("#thumbs-down")).to_be_hidden()
 
-        # A refused message also clears an earlier answer, so it cannot be rated by mistake.
-        for close in page.locator("[data-testid='toast-close']").all():
-            close.click()
-        expect(toast).to_have_count(0)
-        classify(page, MESSAGE)
-        expect(page.locator("#thumbs-down")).to_be_visible()
-        page.locator("#message textarea").fill("     ")
-        page.locator("#classify").click()
-        expect(toast.filter(has_text="empty").first).to_be_visible()
-        expect(request_id).to_have_value("")
-        expect(page.locator("#version textarea, #version input").first).to_have_value("")
-        expect(page.locator("#result [data-testid='label-output-value']")).to_have_count(0)
-        expect(page.locator("#thumbs-down")).to_be_hidden()
+    # A refused message also clears an earlier answer, so it cannot be rated by mistake.
+    for close in page.locator("[data-testid='toast-close']").all():
+        close.click()
+    expect(toast).to_have_count(0)
+    classify(page, MESSAGE)
+    expect(page.locator("#thumbs-down")).to_be_visible()
+    page.locator("#message textarea").fill("     ")
+    page.locator("#classify").click()
+    expect(toast.filter(has_text="empty").first).to_be_visible()
+    expect(request_id).to_have_value("")
+    expect(page.locator("#version textarea, #version input").first).to_have_value("")
+    expect(page.locator("#result [data-testid='label-output-value']")).to_have_count(0)
+    expect(page.locator("#thumbs-down")).to_be_hidden()
 
     with db_session(server.data_dir) as session:
         statuses = [p.status for p in session.scalars(select(Prediction).order_by(Prediction.id))]
-        session.get_bind().dispose()
     assert statuses == ["rejected", "ok", "rejected"]

@@ -102,7 +102,8 @@ def build_classify_tab(service: PredictionService, startup: Startup) -> None:
                   api_visibility="private")
     thumbs_up.click(lambda rid: rate(rid, "up"), inputs=[request_id], outputs=[correct, saved],
                     api_visibility="private")
-    thumbs_down.click(lambda rid: rate(rid, "down"), inputs=[request_id],
+    # The correction on screen goes with the thumbs-down, so a second 👎 keeps it.
+    thumbs_down.click(lambda rid, label: rate(rid, "down", label), inputs=[request_id, correct],
                       outputs=[correct, saved], api_visibility="private")
     correct.input(lambda rid, label: rate(rid, "down", label), inputs=[request_id, correct],
                   outputs=[correct, saved], api_visibility="private")
