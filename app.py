@@ -7,20 +7,32 @@ GRADIO_SERVER_PORT or PORT (default 7860). Wiring only: no SQL and no sklearn he
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import gradio as gr
 import uvicorn
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
 
-from classifier.service import PredictionService
-from classifier.serving import ModelCache, ModelUnavailableError
+from api.auth import ApiKeyring
+from api.errors import install_error_handlers
+from api.guard import ApiGuard
+from api.metrics import ApiMetrics, MeteredService, build_metrics_router
+from api.ratelimit import TokenBucketLimiter
+from api.rejections import RejectionLog
+from api.routes import OPEN_PATHS, ROUTES, build_api_router
+from classifier.serving import ModelCache
 from classifier.startup import Startup
+from dashboards.alerts import AlertLoop
+from dashboards.autopromote import AutoPromoteLoop
 from feedback.db import describe_storage, get_engine
+from feedback.log_writer import PredictionLogWriter
+from feedback.retention import start_retention_schedule
 from feedback.settings import Settings, load_settings
 from ui.layout import build_ui, storage_notice
 
 log = logging.getLogger("support_triage")
+SHUTDOWN_FLUSH_SECONDS = 30.0
 
 
 def create_app(settings: Settings) -> tuple[FastAPI, Startup]:
@@ -28,20 +40,34 @@ def create_app(settings: Settings) -> tuple[FastAPI, Startup]:
     get_engine(settings)  # fail fast, with a clear message, if the database is unusable
     storage = describe_storage(settings)
     models = ModelCache(settings)
-    service = PredictionService(settings, models)
+    metrics = ApiMetrics()
+    log_writer = PredictionLogWriter(settings)
+    service = MeteredService(settings, models, metrics=metrics, log_writer=log_writer)
     startup = Startup(settings, models)
-    api = FastAPI(title="Support Triage", docs_url="/api/docs", openapi_url="/api/openapi.json")
+    rejections = RejectionLog(settings, metrics, log_writer)
+    keyring = ApiKeyring(settings)
 
-    @api.get("/api/v1/health")
-    def health() -> JSONResponse:
-        """Liveness plus the live model version; 503 until a model is loaded."""
-        try:
-            version = service.current_model().version
-        except ModelUnavailableError:
-            return JSONResponse({"status": startup.status.state,
-                                 "message": startup.status.message}, status_code=503)
-        return JSONResponse({"status": "ok", "model_version": version})
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        # Every queued prediction row is written before the process ends (close() at exit).
+        if not log_writer.flush(timeout=SHUTDOWN_FLUSH_SECONDS):
+            log.error("%d prediction rows still unwritten at shutdown", log_writer.pending)
 
+    api = FastAPI(title="Support Triage", docs_url="/api/docs", openapi_url="/api/openapi.json",
+                  description="Classify support messages, rate answers, list model versions.",
+                  lifespan=lifespan)
+    api.include_router(build_api_router(service, settings, startup=startup))
+    api.include_router(build_metrics_router(metrics))
+    install_error_handlers(api, rejections)
+    api.add_middleware(ApiGuard, keyring=keyring,  # type: ignore[arg-type]
+                       limiter=TokenBucketLimiter(settings.rate_limit_per_minute,
+                                                  settings.rate_limit_burst),
+                       rejections=rejections, metrics=metrics,
+                       max_body_bytes=settings.max_body_bytes, open_paths=OPEN_PATHS,
+                       routes=ROUTES)
+    api.state.keyring = keyring
+    api.state.log_writer = log_writer
     blocks = build_ui(service, startup, storage)
     app = gr.mount_gradio_app(api, blocks, path="/", run_history=False, footer_links=["api"],
                               show_error=True)
@@ -56,8 +82,13 @@ def main() -> None:
     if not storage.persistent:
         log.warning(storage.advice)
     app, startup = create_app(settings)
+    keyring: ApiKeyring = app.state.keyring
+    (log.info if keyring.configured() else log.warning)(keyring.describe())
     startup.start()
     startup.models.start_polling()
+    start_retention_schedule(settings)
+    AlertLoop(settings, probe=startup.health).start()
+    AutoPromoteLoop(settings).start()
     log.info("Support Triage on http://%s:%d", settings.server_name, settings.server_port)
     uvicorn.run(app, host=settings.server_name, port=settings.server_port, log_level="warning")
 

@@ -10,14 +10,16 @@ import json
 import sys
 from collections.abc import Sequence
 
-from classifier import lifecycle, registry
+from classifier import lifecycle, registry, review_cli
 from classifier.artifacts import load_model
 from classifier.dataset import DEFAULT_LABEL_COLUMN, load_dataset, load_taxonomy
 from classifier.gate import format_checklist, run_gate
 from classifier.registry import ModelVersionInfo
 from classifier.training import TrainingResult, train_version
+from feedback import api_keys
 from feedback.db import session_scope
 from feedback.errors import InvalidInputError, SupportTriageError
+from feedback.export import parse_time, write_export_csv
 from feedback.settings import Settings, describe_settings, load_settings
 
 
@@ -58,6 +60,18 @@ def _parser() -> argparse.ArgumentParser:
     verify = sub.add_parser("verify-artifact", help=argparse.SUPPRESS)
     verify.add_argument("version", type=int)
     sub.add_parser("settings", help="print the settings and where they come from")
+    keys = sub.add_parser("keys", help="REST API keys kept (hashed) in the database")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    keys_create = keys_sub.add_parser("create", help="create a key; its secret is printed once")
+    keys_create.add_argument("name", help="who uses the key, e.g. the calling system")
+    keys_sub.add_parser("list", help="list keys (ids and names, never secrets)")
+    keys_revoke = keys_sub.add_parser("revoke", help="revoke a key by id")
+    keys_revoke.add_argument("key_id")
+    export = sub.add_parser("export", help="write the prediction log with feedback as CSV")
+    export.add_argument("--out", required=True, help="CSV file to write")
+    export.add_argument("--since", help="ISO date/time, inclusive (default: the beginning)")
+    export.add_argument("--until", help="ISO date/time, exclusive (default: now)")
+    review_cli.add_commands(sub)
     return parser
 
 
@@ -133,6 +147,42 @@ def _lifecycle(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _keys(args: argparse.Namespace, settings: Settings) -> int:
+    with session_scope(settings) as session:
+        if args.keys_command == "create":
+            info, secret = api_keys.create_api_key(session=session, name=args.name)
+        elif args.keys_command == "revoke":
+            info = api_keys.revoke_api_key(session=session, key_id=args.key_id)
+        else:
+            keys = api_keys.list_api_keys(session=session)
+    if args.keys_command == "create":
+        print(f"API key {info.id} ({info.name}) created. Its secret is shown only now; store "
+              "it, then send it as `Authorization: Bearer <secret>`:", file=sys.stderr)
+        print(secret)
+    elif args.keys_command == "revoke":
+        print(f"API key {info.id} ({info.name}) revoked at {info.revoked_at:%Y-%m-%d %H:%M:%S} "
+              "UTC; running apps refuse it within a few seconds.")
+    elif not keys:
+        print("No API keys in the database. Create one: python -m classifier keys create NAME")
+    else:
+        print(f"{'id':8}  {'created (UTC)':19}  {'revoked (UTC)':19}  name")
+        for k in keys:
+            revoked = f"{k.revoked_at:%Y-%m-%d %H:%M:%S}" if k.revoked_at else "-"
+            print(f"{k.id:8}  {k.created_at:%Y-%m-%d %H:%M:%S}  {revoked:19}  {k.name}")
+    return 0
+
+
+def _export(args: argparse.Namespace, settings: Settings) -> int:
+    since, until = parse_time(args.since, "--since"), parse_time(args.until, "--until")
+    try:
+        with open(args.out, "w", newline="", encoding="utf-8") as out:
+            rows = write_export_csv(settings, out, since=since, until=until)
+    except OSError as exc:
+        raise InvalidInputError(f"Cannot write {args.out}: {exc.strerror}") from None
+    print(f"Wrote {rows:,} predictions (with their feedback) to {args.out}.")
+    return 0
+
+
 def run(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = load_settings()
@@ -140,6 +190,12 @@ def run(argv: Sequence[str] | None = None) -> int:
         return _train(args, settings)
     if args.command in {"promote", "rollback", "canary", "reject"}:
         return _lifecycle(args, settings)
+    if args.command in review_cli.COMMANDS:
+        return review_cli.run_command(args, settings)
+    if args.command == "keys":
+        return _keys(args, settings)
+    if args.command == "export":
+        return _export(args, settings)
     if args.command == "gate":
         report = run_gate(settings=settings, version=args.version,
                           allow_label_change=args.allow_label_change, actor="cli")

@@ -253,6 +253,16 @@ def list_events(*, session: Session, limit: int = 50) -> list[dict[str, Any]]:
             for e in rows]
 
 
+def canary_started(*, session: Session, version: int) -> tuple[datetime, str] | None:
+    """(when, by whom) the latest canary of `version` was started; None if it never was."""
+    row = session.execute(
+        select(ModelEvent.created_at, ModelEvent.actor)
+        .where(ModelEvent.action == "canary_start", ModelEvent.version == version)
+        .order_by(ModelEvent.id.desc()).limit(1)
+    ).one_or_none()
+    return None if row is None else (row.created_at, row.actor)
+
+
 def read_artifact(*, session: Session, version: int) -> tuple[bytes, str]:
     """(artifact bytes, registered sha256); raises NotFoundError for an unknown version."""
     row = session.execute(

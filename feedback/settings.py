@@ -93,6 +93,17 @@ class Settings:
         "Gate: single-message p95 latency limit in milliseconds", "GATE_MAX_P95_MS"))
     canary_percent: int = field(metadata=_help(
         "Traffic share for a canary started without --percent", "CANARY_PERCENT"))
+    auto_promote: bool = field(metadata=_help(
+        "Promote a retrain's canary by itself once its live figures are not worse",
+        "AUTO_PROMOTE"))
+    auto_promote_min_ratings: int = field(metadata=_help(
+        "AUTO_PROMOTE waits for this many rated canary requests", "AUTO_PROMOTE_MIN_RATINGS"))
+    auto_promote_margin: float = field(metadata=_help(
+        "AUTO_PROMOTE: how far the canary's thumbs-up rate may trail live's (0.02 = 2 points)",
+        "AUTO_PROMOTE_MARGIN"))
+    feedback_holdout_share: float = field(metadata=_help(
+        "Share of reviewed feedback held back from retraining to evaluate on",
+        "FEEDBACK_HOLDOUT_SHARE"))
     admin_token: str = field(repr=False, metadata=_help(
         "Secret that unlocks lifecycle actions in the UI; empty disables them", "ADMIN_TOKEN"))
     api_keys: str = field(repr=False, metadata=_help(
@@ -169,6 +180,10 @@ def load_settings() -> Settings:
         gate_max_class_recall_drop=_float("GATE_MAX_CLASS_RECALL_DROP", 0.15),
         gate_max_p95_ms=_float("GATE_MAX_P95_MS", 50.0),
         canary_percent=_int("CANARY_PERCENT", 10),
+        auto_promote=_bool("AUTO_PROMOTE", False),
+        auto_promote_min_ratings=_int("AUTO_PROMOTE_MIN_RATINGS", 50),
+        auto_promote_margin=_float("AUTO_PROMOTE_MARGIN", 0.02),
+        feedback_holdout_share=_float("FEEDBACK_HOLDOUT_SHARE", 0.2),
         admin_token=os.environ.get("ADMIN_TOKEN", ""),
         api_keys=os.environ.get("API_KEYS", "").strip(),
         rate_limit_per_minute=_int("RATE_LIMIT_PER_MINUTE", 600),
@@ -206,3 +221,11 @@ def describe_settings(settings: Settings) -> list[tuple[str, str, str]]:
         rows.append((f.metadata["env"], value, f.metadata["help"]))
     return rows
 
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment variables that give a child process exactly these settings."""
+    env = {}
+    for f in fields(settings):
+        value = getattr(settings, f.name)
+        env[f.metadata["env"]] = ("1" if value else "0") if isinstance(value, bool) else str(value)
+    return env

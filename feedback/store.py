@@ -5,11 +5,12 @@ Functions take the session as a keyword argument and return plain dataclasses.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from feedback.errors import InvalidInputError, NotFoundError
@@ -69,13 +70,30 @@ def log_prediction(*, session: Session, record: PredictionRecord) -> None:
     session.add(Prediction(**vars(record)))
 
 
+def log_predictions(*, session: Session, records: Sequence[PredictionRecord]) -> None:
+    """Append many prediction rows in one INSERT (the background log writer's batches)."""
+    for record in records:
+        if record.source not in SOURCES or record.status not in STATUSES:
+            raise ValueError(f"bad source/status {record.source!r}/{record.status!r}")
+    if records:
+        session.execute(insert(Prediction), [vars(r) for r in records])
+
+
+def rejection_record(*, request_id: str, source: str, reason: str, text_chars: int = 0,
+                     model_version: int | None = None) -> PredictionRecord:
+    """The row of a request refused before it reached the model (no text is stored)."""
+    return PredictionRecord(
+        request_id=request_id, created_at=utc_now(), source=source, status="rejected",
+        reason=reason[:MAX_REASON_CHARS], text=None, text_chars=text_chars, label=None,
+        confidence=None, scores=None, model_version=model_version, latency_ms=None)
+
+
 def log_rejection(*, session: Session, request_id: str, source: str, reason: str,
                   text_chars: int = 0, model_version: int | None = None) -> None:
     """Append the row of a request refused before it reached the model (no text is stored)."""
-    log_prediction(session=session, record=PredictionRecord(
-        request_id=request_id, created_at=utc_now(), source=source, status="rejected",
-        reason=reason[:MAX_REASON_CHARS], text=None, text_chars=text_chars, label=None,
-        confidence=None, scores=None, model_version=model_version, latency_ms=None))
+    log_prediction(session=session, record=rejection_record(
+        request_id=request_id, source=source, reason=reason, text_chars=text_chars,
+        model_version=model_version))
 
 
 def get_prediction(*, session: Session, request_id: str) -> PredictionRecord:

@@ -1,0 +1,133 @@
+"""Who may call the REST API: keys from API_KEYS and hashed keys in the database.
+
+Clients send `Authorization: Bearer <key>`. Keys are compared by their sha256 and only the
+key id is ever logged. With no key configured the API is open on a loopback host only; on
+any other host every call is refused with `api_keys_required`, never silently open.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from api.errors import ApiError
+from feedback.api_keys import active_key_hashes, any_api_keys, hash_secret
+from feedback.db import session_scope
+from feedback.errors import StorageError
+from feedback.settings import Settings
+
+log = logging.getLogger(__name__)
+
+ANONYMOUS = "anonymous"  # the key id of calls to an open (loopback, keyless) API
+# How long database keys are cached: a revoked key stops working within this many seconds,
+# and requests cost no database read.
+KEY_CACHE_SECONDS = 5.0
+# Shorter secrets are guessable; `keys create` makes 43-character ones.
+MIN_SECRET_CHARS = 16
+KEY_ID_CHARS = 8
+
+
+def key_id_for(secret: str) -> str:
+    """The id of a plain API_KEYS secret: the first 8 hex digits of its sha256."""
+    return hash_secret(secret)[:KEY_ID_CHARS]
+
+
+def parse_api_keys(raw: str) -> dict[str, str]:
+    """{sha256 of secret: key id} from API_KEYS (`id:secret` pairs or plain secrets, comma-
+    separated). Raises ValueError naming the entry by position, never showing a secret."""
+    keys: dict[str, str] = {}
+    for position, entry in enumerate((e.strip() for e in raw.split(",")), start=1):
+        if not entry:
+            continue
+        key_id, _, secret = entry.partition(":") if ":" in entry else ("", "", entry)
+        key_id, secret = key_id.strip() or key_id_for(secret.strip()), secret.strip()
+        if len(secret) < MIN_SECRET_CHARS:
+            raise ValueError(f"API_KEYS entry {position}: the secret is shorter than "
+                             f"{MIN_SECRET_CHARS} characters; use a long random key.")
+        if key_id in keys.values():
+            raise ValueError(f"API_KEYS entry {position}: key id {key_id!r} is used twice.")
+        keys[hash_secret(secret)] = key_id
+    return keys
+
+
+def is_loopback(host: str) -> bool:
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class ApiKeyring:
+    """Checks bearer keys; safe to share between threads."""
+
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.monotonic) -> None:
+        self._settings = settings
+        self._clock = clock
+        self._env = parse_api_keys(settings.api_keys)
+        self._db: dict[str, str] = {}
+        self._db_any = False  # keys were created in the database (maybe all revoked since)
+        self._db_loaded_at = float("-inf")
+        self._lock = threading.Lock()
+        self.open_when_keyless = is_loopback(settings.server_name)
+
+    def refresh_due(self) -> bool:
+        return self._clock() - self._db_loaded_at >= KEY_CACHE_SECONDS
+
+    def refresh(self) -> None:
+        """Reload the database keys; on a database error keep the last ones (and log it)."""
+        with self._lock:
+            if not self.refresh_due():
+                return
+            try:
+                with session_scope(self._settings) as session:
+                    self._db = active_key_hashes(session=session)
+                    self._db_any = bool(self._db) or any_api_keys(session=session)
+            except StorageError as exc:
+                log.error("could not read API keys from the database: %s", exc)
+            self._db_loaded_at = self._clock()
+
+    def configured(self) -> bool:
+        if self.refresh_due():
+            self.refresh()
+        return bool(self._env) or self._db_any
+
+    def authenticate(self, authorization: str | None) -> str:
+        """The key id for an `Authorization` header value; raises ApiError (401) otherwise.
+
+        Call refresh() first when refresh_due() (it reads the database).
+        """
+        if not self._env and not self._db_any:
+            if self.open_when_keyless:
+                return ANONYMOUS
+            raise ApiError(401, "api_keys_required",
+                           "The REST API is disabled: this server listens on a public address "
+                           "and has no API keys. Set API_KEYS (or create a key with `python -m "
+                           "classifier keys create NAME`) and send it as "
+                           "`Authorization: Bearer <key>`.")
+        scheme, _, token = (authorization or "").strip().partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise ApiError(401, "missing_api_key",
+                           "Send an API key in the header `Authorization: Bearer <key>`.")
+        digest = hash_secret(token)
+        key_id = self._env.get(digest) or self._db.get(digest)
+        if key_id is None:
+            raise ApiError(401, "invalid_api_key", "The API key is unknown or revoked.")
+        return key_id
+
+    def describe(self) -> str:
+        """One start-up line saying how the API is protected (never showing a key)."""
+        configured = self.configured()
+        if configured:
+            return (f"REST API: {len(self._env)} key(s) from API_KEYS and {len(self._db)} active "
+                    "in the database; calls need `Authorization: Bearer <key>`.")
+        if self.open_when_keyless:
+            return (f"REST API: no API keys configured; open without a key because the host "
+                    f"{self._settings.server_name} is loopback. Set API_KEYS before exposing it.")
+        return (f"REST API: no API keys configured and host {self._settings.server_name} is not "
+                "loopback: /api/v1 answers 401 api_keys_required until API_KEYS is set.")

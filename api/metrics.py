@@ -1,0 +1,106 @@
+"""Prometheus metrics in the text format at GET /metrics, with the official client.
+
+Counters live in a private registry per app (tests build several apps in one process):
+requests by route, method and HTTP status; classify requests by source, status and model
+version (UI, API and batch alike); feedback by verdict; latency histograms.
+"""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import generate_latest
+
+from classifier.service import PredictionResult, PredictionService
+from classifier.serving import ModelCache
+from classifier.validation import RejectedInputError
+from feedback.errors import SupportTriageError
+from feedback.log_writer import PredictionLogWriter
+from feedback.settings import Settings
+from feedback.store import FeedbackRecord
+
+# Seconds; the model answers in about 1-10 ms, so the resolution sits there.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                   5.0, 10.0)
+
+
+class ApiMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.http_requests = Counter(
+            "support_triage_http_requests", "REST requests by route, method and HTTP status",
+            ["route", "method", "status"], registry=self.registry)
+        self.http_latency = Histogram(
+            "support_triage_http_request_duration_seconds",
+            "Time to answer a REST request, by route", ["route"], buckets=LATENCY_BUCKETS,
+            registry=self.registry)
+        self.predictions = Counter(
+            "support_triage_predictions",
+            "Classify requests by source (ui, api, batch), status (ok, rejected, error) and "
+            "the model version that answered ('none' when no model did)",
+            ["source", "status", "model_version"], registry=self.registry)
+        self.prediction_latency = Histogram(
+            "support_triage_prediction_duration_seconds",
+            "Time the prediction service took per message (validation, model, log write)",
+            ["source"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.feedback = Counter("support_triage_feedback", "Ratings saved, by verdict",
+                                ["verdict"], registry=self.registry)
+        self.log_queue = Gauge("support_triage_log_queue_rows",
+                               "Prediction rows waiting for the background log writer",
+                               registry=self.registry)
+
+    def count_prediction(self, source: str, status: str, version: int | None) -> None:
+        self.predictions.labels(source, status, "none" if version is None else str(version)).inc()
+
+    def observe_http(self, route: str, method: str, status: int, seconds: float) -> None:
+        self.http_requests.labels(route, method, str(status)).inc()
+        self.http_latency.labels(route).observe(seconds)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class MeteredService(PredictionService):
+    """The prediction service, counting every outcome in `metrics` (UI, API and batch)."""
+
+    def __init__(self, settings: Settings, models: ModelCache | None = None, *,
+                 metrics: ApiMetrics, log_writer: PredictionLogWriter | None = None) -> None:
+        super().__init__(settings, models, log_writer)
+        self.metrics = metrics
+        if log_writer is not None:
+            metrics.log_queue.set_function(lambda: log_writer.pending)
+
+    def predict(self, text: object, *, source: str = "ui") -> PredictionResult:
+        start = time.perf_counter()
+        try:
+            result = super().predict(text, source=source)
+        except RejectedInputError:
+            self.metrics.count_prediction(source, "rejected", None)
+            raise
+        except SupportTriageError:
+            self.metrics.count_prediction(source, "error", None)
+            raise
+        finally:
+            self.metrics.prediction_latency.labels(source).observe(time.perf_counter() - start)
+        self.metrics.count_prediction(source, "ok", result.model_version)
+        return result
+
+    def rate(self, request_id: str, verdict: str, *, correct_label: str | None = None,
+             comment: str | None = None) -> FeedbackRecord:
+        record = super().rate(request_id, verdict, correct_label=correct_label, comment=comment)
+        self.metrics.feedback.labels(record.verdict).inc()
+        return record
+
+
+def build_metrics_router(metrics: ApiMetrics) -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/metrics", include_in_schema=False)
+    def prometheus_metrics() -> Response:
+        """Prometheus text exposition format."""
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    return router

@@ -1,0 +1,79 @@
+"""Retention: predictions (and their feedback) older than RETENTION_DAYS are deleted.
+
+Deletion runs in chunks of CHUNK_ROWS, one short transaction each, so a large purge never
+locks the log for long; feedback rows go first, then the predictions they rate. The app
+runs the purge in a daemon thread every RETENTION_CHECK_HOURS.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select
+
+from feedback.db import session_scope
+from feedback.errors import SupportTriageError
+from feedback.settings import Settings
+from feedback.tables import Feedback, Prediction, utc_now
+
+log = logging.getLogger(__name__)
+
+CHUNK_ROWS = 1000  # rows per transaction: short locks, few round trips
+
+
+@dataclass(frozen=True)
+class PurgeResult:
+    predictions: int
+    feedback: int
+    cutoff: datetime | None  # None: retention is off
+
+
+def purge_older_than(settings: Settings, days: int, *, now: datetime | None = None,
+                     chunk_rows: int = CHUNK_ROWS) -> PurgeResult:
+    """Delete predictions created more than `days` days before `now`, with their feedback.
+
+    `days` <= 0 deletes nothing (keep forever). Returns the counts; raises StorageError.
+    """
+    if days <= 0:
+        return PurgeResult(0, 0, None)
+    cutoff = (now or utc_now()) - timedelta(days=days)
+    predictions = feedback = 0
+    while True:
+        with session_scope(settings) as session:
+            ids = list(session.scalars(select(Prediction.id).where(Prediction.created_at < cutoff)
+                                       .order_by(Prediction.id).limit(chunk_rows)))
+            if not ids:
+                break
+            feedback += session.execute(
+                delete(Feedback).where(Feedback.prediction_id.in_(ids)),
+                execution_options={"synchronize_session": False}).rowcount or 0
+            predictions += session.execute(
+                delete(Prediction).where(Prediction.id.in_(ids)),
+                execution_options={"synchronize_session": False}).rowcount or 0
+    return PurgeResult(predictions, feedback, cutoff)
+
+
+def start_retention_schedule(settings: Settings) -> threading.Event | None:
+    """Purge now and then every RETENTION_CHECK_HOURS in a daemon thread; returns the event
+    that stops it, or None when RETENTION_DAYS is 0 (keep forever)."""
+    if settings.retention_days <= 0:
+        return None
+    stop = threading.Event()
+    interval_s = max(settings.retention_check_hours, 0.0) * 3600 or 3600.0
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                result = purge_older_than(settings, settings.retention_days)
+                if result.predictions:
+                    log.info("retention: deleted %d predictions and %d ratings older than %s",
+                             result.predictions, result.feedback, f"{result.cutoff:%Y-%m-%d %H:%M}")
+            except SupportTriageError as exc:  # try again next time; the app keeps serving
+                log.error("retention purge failed: %s", exc)
+            stop.wait(interval_s)
+
+    threading.Thread(target=loop, name="retention", daemon=True).start()
+    return stop

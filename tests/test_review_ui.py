@@ -1,0 +1,130 @@
+"""The Review tab in a real browser: pick a thumbs-down message from the queue, accept it,
+correct another, then retrain behind the admin token and read the reports."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import Server, start_server, stop_server
+from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS
+
+playwright_sync = pytest.importorskip("playwright.sync_api")
+Page = playwright_sync.Page
+expect = playwright_sync.expect
+
+pytestmark = pytest.mark.browser
+ADMIN = "review-admin-token"
+RETRAIN_TIMEOUT_MS = 600_000
+MESSAGES = [  # (text, the category a rater gives after a thumbs-down)
+    ("The vault screen keeps crashing when I open it", "technical issue"),
+    ("Please end my Premium plan, I don't want it anymore", "cancellation"),
+    ("Rename my savings vault to Holiday", "account"),
+    ("Which cryptocurrencies can I buy in the app?", "general question"),
+    ("My vault interest never got paid this month", "billing"),
+    ("The crypto tab is blank since the update", "technical issue"),
+]
+
+
+@pytest.fixture
+def admin_server(trained_data_dir: Path, tmp_path: Path) -> Iterator[Server]:
+    data_dir = tmp_path / "review-data"
+    shutil.copytree(trained_data_dir, data_dir)
+    running = start_server(data_dir, tmp_path / "server.log",
+                           extra_env={"ADMIN_TOKEN": ADMIN, "RATE_LIMIT_PER_MINUTE": "0"})
+    yield running
+    stop_server(running)
+
+
+@pytest.fixture
+def rated(admin_server: Server) -> dict[str, str]:
+    """request id -> correction, each message rated thumbs-down through the REST API."""
+    out = {}
+    with httpx.Client(base_url=admin_server.url, timeout=30) as client:
+        for text, category in MESSAGES:
+            rid = client.post("/api/v1/predict", json={"text": text}).json()["request_id"]
+            assert client.post("/api/v1/feedback", json={
+                "request_id": rid, "verdict": "down", "correct_label": category,
+            }).status_code == 200
+            out[rid] = category
+    return out
+
+
+@pytest.fixture
+def page(admin_server: Server) -> Iterator[Page]:
+    with playwright_sync.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1400, "height": 1200})
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        expect.set_options(timeout=TIMEOUT_MS)
+        page.goto(admin_server.url, wait_until="domcontentloaded")
+        page.get_by_role("tab", name="Review").click()
+        yield page
+        context.close()
+        browser.close()
+
+
+def choose(page: Page, elem_id: str, option: str) -> None:
+    combo = page.locator(f"#{elem_id} input[role='combobox']")
+    combo.click()
+    listbox_id = combo.get_attribute("aria-controls")
+    options = page.locator(f"[id='{listbox_id}']") if listbox_id else page.get_by_role(
+        "listbox")
+    options.get_by_role("option", name=option, exact=True).click()
+
+
+def pick(page: Page, request_id: str) -> None:
+    """Click the queue row of `request_id` (a selected table renders hidden copies)."""
+    page.locator("#review-queue").get_by_text(request_id, exact=True).filter(
+        visible=True).first.click()
+
+
+def test_review_queue_accept_correct_and_retrain(page: Page, rated: dict[str, str]) -> None:
+    queue = page.locator("#review-queue")
+    first, second, *_ = list(rated)
+    page.locator("#review-refresh").click()  # the messages were rated after the tab opened
+    expect(queue).to_contain_text(first)
+    expect(page.locator("#review-summary")).to_contain_text(f"{len(rated)} message(s) shown")
+
+    # Pick a row: its request id, text and suggestion appear; accept stores the correction.
+    pick(page, first)
+    expect(page.locator("#review-request-id input, #review-request-id textarea").first
+           ).to_have_value(first)
+    expect(page.locator("#review-picked")).to_contain_text(f"suggested: {rated[first]}")
+    page.locator("#review-reviewer input, #review-reviewer textarea").first.fill("ann")
+    page.locator("#review-accept").click()
+    expect(page.locator("#review-outcome")).to_contain_text(
+        f"Review saved: request {first} accepted as {rated[first]}")
+    expect(queue).not_to_contain_text(first)
+
+    # Correct another one to a category picked from the answering model's list.
+    pick(page, second)
+    choose(page, "review-category", "account")
+    page.locator("#review-correct").click()
+    expect(page.locator("#review-outcome")).to_contain_text(f"{second} corrected as account")
+
+    # Accept the rest through the same buttons, then retrain.
+    for rid in list(rated)[2:]:
+        pick(page, rid)
+        expect(page.locator("#review-picked")).to_contain_text(rated[rid])
+        page.locator("#review-accept").click()
+        expect(page.locator("#review-outcome")).to_contain_text(f"request {rid} accepted")
+    page.locator("#retrain-start").click()
+    expect(page.locator("#retrain-status")).to_contain_text("Wrong admin token")
+    page.locator("#retrain-token input").fill(ADMIN)
+    page.locator("#retrain-start").click()
+    status = page.locator("#retrain-status")
+    expect(status).to_contain_text(re.compile("queued|running"))
+    expect(status).to_contain_text(re.compile("succeeded|failed"), timeout=RETRAIN_TIMEOUT_MS)
+    expect(status).to_contain_text("succeeded")
+    report = page.locator("#retrain-report")
+    expect(report).to_contain_text("Challenger version 2 vs live version 1")
+    expect(report).to_contain_text("frozen holdout")
+    expect(page.locator("#retrain-deltas")).to_contain_text("cancellation")
+    expect(page.locator("#review-datasets")).to_contain_text(re.compile(r"\b1\b"))

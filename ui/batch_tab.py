@@ -1,0 +1,62 @@
+"""The Batch tab: upload a CSV, choose its text column, get the CSV back classified."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from classifier.batch import classify_csv, default_text_column, read_columns
+from classifier.service import PredictionService
+from feedback.errors import SupportTriageError
+
+
+def build_batch_tab(service: PredictionService) -> None:
+    """Lay out the Batch tab inside the current gr.Blocks context."""
+    max_rows = service.settings.batch_max_rows
+    gr.Markdown(f"Upload a UTF-8 CSV with a header row (at most {max_rows:,} rows), choose "
+                "the column holding the messages and press *Run*. You get the same file back "
+                "with `label`, `confidence`, `model_version`, `request_id` and `error` "
+                "columns; a row that cannot be classified says why in `error`. Every row is "
+                "logged (redacted) like a single request.")
+    with gr.Row():
+        upload = gr.File(label="CSV file", file_types=[".csv"], type="filepath",
+                         elem_id="batch-upload")
+        column = gr.Dropdown(label="Text column", choices=[], interactive=True,
+                             elem_id="batch-column")
+    run = gr.Button("Run", variant="primary", elem_id="batch-run")
+    summary = gr.Markdown(elem_id="batch-summary")
+    result = gr.File(label="Classified CSV", interactive=False, elem_id="batch-result")
+
+    def show_columns(path: str | None) -> Any:
+        if not path:
+            return gr.Dropdown(choices=[], value=None)
+        try:
+            columns = read_columns(path)
+        except SupportTriageError as exc:
+            raise gr.Error(str(exc), title="File not usable", print_exception=False) from None
+        return gr.Dropdown(choices=columns, value=default_text_column(columns))
+
+    def run_batch(path: str | None, text_column: str | None,
+                  progress: gr.Progress = gr.Progress()) -> tuple[str, str]:  # noqa: B008
+        if not path or not text_column:
+            raise gr.Error("Upload a CSV file and choose its text column first.",
+                           title="Nothing to run", print_exception=False)
+        progress(0, desc="Classifying")
+        try:
+            done = classify_csv(service, path, text_column,
+                                out_dir=Path(tempfile.mkdtemp(prefix="batch-")),
+                                max_rows=max_rows,
+                                on_progress=lambda n, total: progress((n, total),
+                                                                      desc="Classifying",
+                                                                      unit="rows"))
+        except SupportTriageError as exc:
+            raise gr.Error(str(exc), title="Batch not run", print_exception=False) from None
+        return f"✅ {done.describe()}", str(done.out_path)
+
+    upload.upload(show_columns, inputs=[upload], outputs=[column], api_visibility="private")
+    upload.clear(show_columns, inputs=[upload], outputs=[column], api_visibility="private")
+    run.click(run_batch, inputs=[upload, column], outputs=[summary, result],
+              api_visibility="private")
