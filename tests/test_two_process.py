@@ -23,11 +23,13 @@ POLL_SECONDS = 1.0
 SLACK_SECONDS = 3.0
 
 
-def run_cli(settings: Settings, *args: str) -> float:
+def run_cli(settings: Settings, *args: str) -> tuple[float, float]:
+    """Run the CLI; (when it started, when it exited): the change commits in between."""
     env = {**os.environ, "DATABASE_URL": settings.effective_database_url}
+    started = time.monotonic()
     subprocess.run([sys.executable, "-m", "classifier", *args], cwd=ROOT, env=env, check=True,
                    capture_output=True, timeout=60)
-    return time.monotonic()
+    return started, time.monotonic()
 
 
 def test_promote_and_rollback_from_another_process(postgres_settings: Settings,
@@ -57,20 +59,21 @@ def test_promote_and_rollback_from_another_process(postgres_settings: Settings,
     worker.start()
     try:
         time.sleep(2)
-        promoted_at = run_cli(postgres_settings, "promote", "2", "--reason", "two-process")
+        promote_started, promoted_at = run_cli(postgres_settings, "promote", "2", "--reason",
+                                               "two-process")
         time.sleep(POLL_SECONDS + SLACK_SECONDS + 1)
-        rolled_back_at = run_cli(postgres_settings, "rollback")
+        rollback_started, rolled_back_at = run_cli(postgres_settings, "rollback")
         time.sleep(POLL_SECONDS + SLACK_SECONDS + 1)
     finally:
         stop.set()
         worker.join(timeout=30)
         stop_server(server)
     assert not failures, failures
-    before = [v for t, v in answers if t < promoted_at]
+    before = [v for t, v in answers if t < promote_started]
     assert before and set(before) == {1}
-    switched = next(t for t, v in answers if t > promoted_at and v == 2)
+    switched = next(t for t, v in answers if t > promote_started and v == 2)
     assert switched - promoted_at <= POLL_SECONDS + SLACK_SECONDS
-    assert all(v == 2 for t, v in answers if switched <= t < rolled_back_at)
-    back = next(t for t, v in answers if t > rolled_back_at and v == 1)
+    assert all(v == 2 for t, v in answers if switched <= t < rollback_started)
+    back = next(t for t, v in answers if t > rollback_started and v == 1)
     assert back - rolled_back_at <= POLL_SECONDS + SLACK_SECONDS
     assert answers[-1][1] == 1
