@@ -32,14 +32,10 @@ import itertools
 import json
 import os
 import platform
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,10 +46,10 @@ import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 from pydantic import BaseModel  # noqa: E402
 
+from benchmarks.apphost import free_port, running  # noqa: E402
+
 SECRET = "bench-secret-" + "0123456789abcdef"
 # Settings the servers must not inherit from the caller's shell.
-SETTINGS_ENV = ("DATA_DIR", "DATABASE_URL", "GRADIO_SERVER_NAME", "GRADIO_SERVER_PORT", "PORT",
-                "API_KEYS", "RATE_LIMIT_PER_MINUTE", "RATE_LIMIT_BURST", "REDACT_PII")
 TARGET_P50_RATIO = 1.25
 TARGET_THROUGHPUT_RATIO = 0.8
 
@@ -98,43 +94,6 @@ def serve_bare(data_dir: Path, port: int) -> None:
                 "latency_ms": round((time.perf_counter() - start) * 1000, 3)}
 
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def running(command: list[str], env_extra: dict[str, str], health_url: str, log_path: Path,
-            timeout: float) -> Iterator[subprocess.Popen[bytes]]:
-    env = {k: v for k, v in os.environ.items() if k not in SETTINGS_ENV}
-    env.update({"GRADIO_ANALYTICS_ENABLED": "False", **env_extra})
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log,
-                                   stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"{command} exited early:\n{log_path.read_text()}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{command} not healthy after {timeout}s:\n"
-                                   f"{log_path.read_text()}")
-            try:
-                if httpx.get(health_url, timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        yield process
-    finally:
-        process.terminate()  # graceful: uvicorn finishes in-flight requests first
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 @dataclasses.dataclass

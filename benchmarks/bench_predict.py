@@ -27,13 +27,10 @@ import itertools
 import json
 import os
 import platform
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,6 +40,7 @@ if str(ROOT) not in sys.path:
 import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 
+from benchmarks.apphost import running_app  # noqa: E402
 from classifier.bootstrap import ensure_live_model  # noqa: E402
 from classifier.dataset import DEFAULT_TEST, load_dataset  # noqa: E402
 from classifier.service import PredictionService  # noqa: E402
@@ -50,7 +48,6 @@ from feedback.db import dispose_engines  # noqa: E402
 from feedback.settings import Settings, load_settings  # noqa: E402
 
 # Settings the benchmark must not inherit from the caller's shell.
-SETTINGS_ENV = ("DATA_DIR", "DATABASE_URL", "GRADIO_SERVER_NAME", "GRADIO_SERVER_PORT", "PORT")
 
 
 def stats_ms(samples_ns: list[int]) -> dict[str, float]:
@@ -77,45 +74,6 @@ def timed(call: Callable[[str], object], messages: list[str], n: int, warmup: in
         call(text)
         samples.append(time.perf_counter_ns() - start)
     return samples
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def running_app(data_dir: Path, log_path: Path, timeout: float) -> Iterator[str]:
-    """`python app.py` on a free port; yields its URL once /api/v1/health says ok."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in SETTINGS_ENV}
-    env.update({"DATA_DIR": str(data_dir), "GRADIO_SERVER_PORT": str(port),
-                "GRADIO_ANALYTICS_ENABLED": "False"})
-    url = f"http://127.0.0.1:{port}"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env,
-                                   stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"app.py exited early:\n{log_path.read_text()}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"app.py not healthy after {timeout}s:\n{log_path.read_text()}")
-            try:
-                if httpx.get(f"{url}/api/v1/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def gradio_rest_call(http: httpx.Client, url: str) -> Callable[[str], object]:

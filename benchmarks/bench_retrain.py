@@ -20,8 +20,6 @@ import argparse
 import csv
 import json
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -36,6 +34,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.apphost import running_app  # noqa: E402
 from classifier import review  # noqa: E402
 from classifier.bootstrap import ensure_live_model  # noqa: E402
 from classifier.dataset import DEFAULT_TEST, load_dataset  # noqa: E402
@@ -93,25 +92,11 @@ def main() -> None:
         data_dir = Path(tmp)
         print("Preparing: default model and reviewed feedback…", file=sys.stderr)
         settings = prepare(data_dir)
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        env = {**os.environ, "DATA_DIR": str(data_dir), "GRADIO_SERVER_PORT": str(port),
-               "RATE_LIMIT_PER_MINUTE": "0", "GRADIO_ANALYTICS_ENABLED": "False"}
-        app = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        url = f"http://127.0.0.1:{port}"
         samples: list[Sample] = []
         lock = threading.Lock()
         stop = threading.Event()
-        try:
-            for _ in range(240):
-                try:
-                    if httpx.get(f"{url}/api/v1/health", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.5)
+        with running_app(data_dir, data_dir / "app.log",
+                         env_extra={"RATE_LIMIT_PER_MINUTE": "0"}) as url:
             client = httpx.Client(base_url=url, timeout=30,
                                   limits=httpx.Limits(max_connections=WORKERS))
 
@@ -153,10 +138,7 @@ def main() -> None:
                 stop.set()
                 pacer.join()
             client.close()
-        finally:
-            app.terminate()
-            app.wait(timeout=20)
-            dispose_engines()
+        dispose_engines()
     idle = [s for s in samples if idle_from <= s.started < launched]
     during = [s for s in samples if launched <= s.started < finished]
     measured = [s for s in samples if s.started >= idle_from]

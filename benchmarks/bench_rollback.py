@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -24,12 +23,12 @@ import threading
 import time
 from pathlib import Path
 
-import httpx
 from gradio_client import Client
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.apphost import running_app  # noqa: E402
 from classifier import registry  # noqa: E402
 from classifier.bootstrap import ensure_live_model  # noqa: E402
 from classifier.gate import run_gate  # noqa: E402
@@ -57,22 +56,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp)
         prepare(data_dir)
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        env = {**os.environ, "DATA_DIR": str(data_dir), "GRADIO_SERVER_PORT": str(port),
-               "MODEL_POLL_SECONDS": str(args.poll)}
-        app = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            for _ in range(120):
-                try:
-                    if httpx.get(f"{url}/api/v1/health", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.5)
+        env = {**os.environ, "DATA_DIR": str(data_dir)}
+        with running_app(data_dir, data_dir / "app.log",
+                         env_extra={"MODEL_POLL_SECONDS": str(args.poll)}) as url:
             seen: list[tuple[float, int]] = []
             failures: list[str] = []
             stop = threading.Event()
@@ -110,9 +96,6 @@ def main() -> None:
                       f"rollback in {rollback:.2f} s")
             stop.set()
             worker.join(timeout=30)
-        finally:
-            app.terminate()
-            app.wait(timeout=10)
     median = statistics.median(rollbacks)
     print(f"rollback command start to effect: median {median:.2f} s over {len(rollbacks)} runs "
           f"(poll interval {args.poll} s), failed requests: {len(failures)}")
