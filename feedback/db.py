@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event, insert, select
+from sqlalchemy import Engine, create_engine, event, insert, inspect, select
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -39,8 +39,32 @@ def _configure_sqlite(engine: Engine, busy_timeout_s: float) -> None:
         cursor.close()
 
 
+def _check_columns(engine: Engine) -> None:
+    """Refuse a database whose existing tables lack columns this version needs.
+
+    create_all adds missing tables but never columns; without this check an older database
+    would fail later, on some request, with a driver error. There are no automatic
+    migrations yet, so the message says so.
+    """
+    inspector = inspect(engine)
+    present = set(inspector.get_table_names())
+    for table in Base.metadata.sorted_tables:
+        if table.name not in present:
+            continue
+        have = {c["name"] for c in inspector.get_columns(table.name)}
+        missing = sorted(c.name for c in table.columns if c.name not in have)
+        if missing:
+            raise StorageError(
+                f"The database was created by an older version of Support Triage: table "
+                f"{table.name!r} lacks {', '.join(missing)}. There are no automatic "
+                "migrations yet: point DATA_DIR or DATABASE_URL at a new database, or export "
+                "what you need (python -m classifier export) and start fresh.")
+
+
 def _create_schema(engine: Engine) -> None:
-    """Create missing tables and the single deployment pointer row (idempotent, race-safe)."""
+    """Create missing tables and the single deployment pointer row (idempotent, race-safe);
+    raises StorageError for a database from an older schema."""
+    _check_columns(engine)
     Base.metadata.create_all(engine)
     try:
         with engine.begin() as conn:
@@ -77,6 +101,9 @@ def get_engine(settings: Settings | None = None) -> Engine:
             engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
         try:
             _create_schema(engine)
+        except StorageError:
+            engine.dispose()
+            raise
         except SQLAlchemyError as exc:
             engine.dispose()
             raise StorageError(f"Cannot open the database: {describe_db_error(exc)}") from exc

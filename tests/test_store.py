@@ -331,3 +331,18 @@ def test_counts_ignore_other_tables(settings: Settings) -> None:
     with session_scope(settings) as session:
         assert session.scalar(select(func.count()).select_from(Prediction)) == 2
     assert counts(settings) == {"predictions": 2, "feedback": 0}
+
+
+def test_a_database_from_an_older_schema_is_refused_clearly(tmp_path) -> None:
+    import sqlite3
+
+    from feedback.db import get_engine
+    from feedback.errors import StorageError
+    from tests.conftest import make_settings
+
+    folder = tmp_path / "old"
+    folder.mkdir()
+    with sqlite3.connect(folder / "support_triage.db") as conn:
+        conn.execute("CREATE TABLE predictions (id INTEGER PRIMARY KEY, request_id TEXT)")
+    with pytest.raises(StorageError, match=r"older version.*'predictions' lacks .*created_at"):
+        get_engine(make_settings(folder))
