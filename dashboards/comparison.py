@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from classifier import registry
+from dashboards.figures import percent_text as _pct
 from dashboards.figures import percentile_from_histogram
 from dashboards.queries import version_figures
 from feedback.db import session_scope
@@ -24,10 +25,6 @@ def _canary_started(session, version: int) -> datetime | None:  # type: ignore[n
                           .where(ModelEvent.action == "canary_start",
                                  ModelEvent.version == version)
                           .order_by(ModelEvent.id.desc()).limit(1))
-
-
-def _pct(part: int, whole: int) -> str:
-    return f"{100 * part / whole:.1f} %" if whole else "–"
 
 
 def compare_live_and_canary(settings: Settings) -> tuple[str, list[list[object]]]:

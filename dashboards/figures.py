@@ -78,6 +78,11 @@ def failure_share_figure(rows: Sequence[tuple[datetime, str, int]],
     return _time_axis(_layout(fig, title, "% of requests", yaxis_range=[0, 100]), window)
 
 
+def percent_text(part: int, whole: int) -> str:
+    """'12.5 %', or '–' when there is nothing to divide by (tables of the tabs)."""
+    return f"{100 * part / whole:.1f} %" if whole else "–"
+
+
 def percentile_from_histogram(counts: dict[int, int], q: float) -> float:
     """The q-th percentile (0-100) from bin counts, interpolating linearly inside a bin."""
     total = sum(counts.values())

@@ -9,6 +9,7 @@ from datetime import datetime
 from dashboards import queries
 from dashboards.alerts import list_open_alerts
 from dashboards.drift import DriftReport, measure_drift
+from dashboards.figures import percent_text as _pct
 from dashboards.figures import percentile_from_histogram
 from feedback.db import session_scope
 from feedback.settings import Settings
@@ -47,10 +48,6 @@ def drift_markdown(report: DriftReport, last_n: int) -> str:
     if report.version is None:
         head = f"{icon} **Drift: {report.status}**"
     return "\n".join([head, *(f"- {reason}" for reason in report.reasons)])
-
-
-def _pct(part: int, whole: int) -> str:
-    return f"{100 * part / whole:.1f} %" if whole else "–"
 
 
 def load_health(settings: Settings, window: queries.Window) -> HealthView:
