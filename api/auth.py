@@ -7,13 +7,13 @@ any other host every call is refused with `api_keys_required`, never silently op
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import threading
 import time
 from collections.abc import Callable
 
 from api.errors import ApiError
+from classifier.access import is_loopback
 from feedback.api_keys import active_key_hashes, any_api_keys, hash_secret
 from feedback.db import session_scope
 from feedback.errors import StorageError
@@ -51,15 +51,6 @@ def parse_api_keys(raw: str) -> dict[str, str]:
             raise ValueError(f"API_KEYS entry {position}: key id {key_id!r} is used twice.")
         keys[hash_secret(secret)] = key_id
     return keys
-
-
-def is_loopback(host: str) -> bool:
-    if host.strip().lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 class ApiKeyring:

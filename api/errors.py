@@ -17,9 +17,14 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from classifier.batch import error_code
-from classifier.lifecycle import NotAuthorizedError
 from classifier.serving import ModelUnavailableError
-from feedback.errors import InvalidInputError, NotFoundError, StorageError, SupportTriageError
+from feedback.errors import (
+    InvalidInputError,
+    NotAuthorizedError,
+    NotFoundError,
+    StorageError,
+    SupportTriageError,
+)
 
 if TYPE_CHECKING:
     from api.rejections import RejectionLog

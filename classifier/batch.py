@@ -16,11 +16,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from classifier.lifecycle import NotAuthorizedError
 from classifier.service import PredictionError, PredictionResult, PredictionService
 from classifier.serving import ModelUnavailableError
-from classifier.validation import RejectedInputError
-from feedback.errors import InvalidInputError, NotFoundError, StorageError, SupportTriageError
+from feedback.errors import (
+    InvalidInputError,
+    NotAuthorizedError,
+    NotFoundError,
+    StorageError,
+    SupportTriageError,
+)
 
 RESULT_COLUMNS = ("label", "confidence", "model_version", "request_id", "error")
 # Progress is reported about this many times per file, not per row: each report is a
@@ -32,16 +36,16 @@ ProgressCallback = Callable[[int, int], None]
 class BatchFileError(InvalidInputError):
     """An uploaded CSV cannot be used; the message says why and what to do."""
 
+    code = "invalid_file"
+
 
 def error_code(exc: SupportTriageError) -> str:
     """The machine-readable code of a domain error (shared by the REST API and batches)."""
-    if isinstance(exc, RejectedInputError):
+    if isinstance(exc, InvalidInputError):  # RejectedInputError, BatchFileError, ...
         return exc.code
     codes: tuple[tuple[type[SupportTriageError], str], ...] = (
-        (BatchFileError, "invalid_file"),
         (NotAuthorizedError, "not_authorized"),
         (NotFoundError, "not_found"),
-        (InvalidInputError, "invalid_input"),
         (ModelUnavailableError, "model_unavailable"),
         (StorageError, "storage_unavailable"),
         (PredictionError, "prediction_failed"),

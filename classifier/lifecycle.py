@@ -11,12 +11,8 @@ import hmac
 from classifier import registry
 from classifier.registry import ModelVersionInfo
 from feedback.db import session_scope
-from feedback.errors import SupportTriageError
+from feedback.errors import NotAuthorizedError
 from feedback.settings import Settings
-
-
-class NotAuthorizedError(SupportTriageError):
-    """The admin token is missing or wrong."""
 
 
 def actions_disabled_reason(settings: Settings) -> str | None:

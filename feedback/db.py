@@ -7,7 +7,6 @@ inside `session_scope()`, which commits or rolls back as a unit.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,7 +17,7 @@ from sqlalchemy import Engine, create_engine, event, insert, inspect, select
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from feedback.errors import StorageError
+from feedback.errors import ConflictError, StorageError
 from feedback.settings import Settings, load_settings
 from feedback.tables import Base, Deployment, utc_now
 
@@ -129,6 +128,13 @@ def describe_db_error(exc: BaseException) -> str:
     return text
 
 
+def is_unique_violation(exc: IntegrityError) -> bool:
+    """A duplicate key (two writers racing for one row), not a broken reference."""
+    if getattr(exc.orig, "sqlstate", None) == "23505":  # PostgreSQL unique_violation
+        return True
+    return "UNIQUE constraint failed" in str(exc.orig)  # SQLite
+
+
 @contextmanager
 def session_scope(settings: Settings | None = None) -> Iterator[Session]:
     """A session that commits on success and rolls back on any error.
@@ -140,6 +146,12 @@ def session_scope(settings: Settings | None = None) -> Iterator[Session]:
     try:
         yield session
         session.commit()
+    except IntegrityError as exc:
+        session.rollback()
+        if is_unique_violation(exc):
+            raise ConflictError("another request saved the same row at the same moment; "
+                                "try again") from exc
+        raise StorageError(describe_db_error(exc)) from exc
     except SQLAlchemyError as exc:
         session.rollback()
         raise StorageError(describe_db_error(exc)) from exc
@@ -170,8 +182,8 @@ def describe_storage(settings: Settings | None = None) -> StorageInfo:
         backend = settings.database_url.split("://", 1)[0]
         return StorageInfo(f"{backend} database (DATABASE_URL)", True, "")
     location = str(settings.data_dir / "support_triage.db")
-    on_space = bool(os.environ.get("SPACE_ID"))
-    persistent = not on_space or Path("/data") in (settings.data_dir, *settings.data_dir.parents)
+    on_volume = Path("/data") in (settings.data_dir, *settings.data_dir.parents)
+    persistent = not settings.space_id or on_volume
     advice = (
         ""
         if persistent

@@ -51,6 +51,8 @@ def _bool(name: str, default: bool) -> bool:
 
 # Settings whose values are never printed, only whether they are set.
 SECRET_FIELDS = frozenset({"admin_token", "api_keys", "alert_webhook_url"})
+# Fields whose value is a comma-separated list of names.
+LIST_FIELDS = frozenset({"admin_users", "reviewer_users"})
 
 
 def _help(text: str, env: str) -> dict[str, str]:
@@ -109,6 +111,23 @@ class Settings:
     api_keys: str = field(repr=False, metadata=_help(
         "REST API keys, comma-separated `id:secret` or plain secrets (more in the database: "
         "`python -m classifier keys create NAME`)", "API_KEYS"))
+    admin_users: tuple[str, ...] = field(metadata=_help(
+        "Hugging Face user names (comma-separated) who are admins when they sign in on a Space",
+        "ADMIN_USERS"))
+    reviewer_users: tuple[str, ...] = field(metadata=_help(
+        "Hugging Face user names (comma-separated) who are reviewers when they sign in on a "
+        "Space; anyone else signed in is an agent", "REVIEWER_USERS"))
+    sign_in_hours: float = field(metadata=_help(
+        "How long a sign-in to the web UI lasts", "SIGN_IN_HOURS"))
+    ui_rate_limit_per_minute: int = field(metadata=_help(
+        "Web UI calls per minute allowed per client address, or per signed-in person "
+        "(0 = no limit)", "UI_RATE_LIMIT_PER_MINUTE"))
+    ui_rate_limit_burst: int = field(metadata=_help(
+        "Web UI calls a client may send at once before the per-minute rate applies",
+        "UI_RATE_LIMIT_BURST"))
+    temp_file_minutes: float = field(metadata=_help(
+        "Uploaded and generated files (Batch and Review CSVs) are deleted after this many "
+        "minutes", "TEMP_FILE_MINUTES"))
     rate_limit_per_minute: int = field(metadata=_help(
         "REST requests per minute allowed per API key (token refill rate; 0 = no limit)",
         "RATE_LIMIT_PER_MINUTE"))
@@ -128,6 +147,9 @@ class Settings:
         "How often the app applies RETENTION_DAYS", "RETENTION_CHECK_HOURS"))
     drift_window_requests: int = field(metadata=_help(
         "Drift looks at this many newest answered requests", "DRIFT_WINDOW_REQUESTS"))
+    drift_term_min_messages: int = field(metadata=_help(
+        "A surging term is shown only once this many different messages contain it, so no "
+        "single customer's name or number appears", "DRIFT_TERM_MIN_MESSAGES"))
     alert_webhook_url: str = field(repr=False, metadata=_help(
         "POST each alert opening/resolving as JSON here (empty: off)", "ALERT_WEBHOOK_URL"))
     alert_check_seconds: float = field(metadata=_help(
@@ -154,12 +176,21 @@ class Settings:
     server_port: int = field(
         metadata=_help("Port (GRADIO_SERVER_PORT, else PORT)", "GRADIO_SERVER_PORT")
     )
+    space_id: str = field(metadata=_help(
+        "Set by Hugging Face Spaces: the app runs on a Space", "SPACE_ID"))
+    oauth_client_id: str = field(metadata=_help(
+        "Set by Spaces when the README front matter has `hf_oauth: true`: Sign in with "
+        "Hugging Face is on", "OAUTH_CLIENT_ID"))
 
     @property
     def effective_database_url(self) -> str:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.data_dir / 'support_triage.db'}"
+
+
+def _names(name: str) -> tuple[str, ...]:
+    return tuple(n.strip() for n in _env(name, "").split(",") if n.strip())
 
 
 def load_settings() -> Settings:
@@ -186,6 +217,12 @@ def load_settings() -> Settings:
         feedback_holdout_share=_float("FEEDBACK_HOLDOUT_SHARE", 0.2),
         admin_token=os.environ.get("ADMIN_TOKEN", ""),
         api_keys=os.environ.get("API_KEYS", "").strip(),
+        admin_users=_names("ADMIN_USERS"),
+        reviewer_users=_names("REVIEWER_USERS"),
+        sign_in_hours=_float("SIGN_IN_HOURS", 12.0),
+        ui_rate_limit_per_minute=_int("UI_RATE_LIMIT_PER_MINUTE", 300),
+        ui_rate_limit_burst=_int("UI_RATE_LIMIT_BURST", 60),
+        temp_file_minutes=_float("TEMP_FILE_MINUTES", 10.0),
         rate_limit_per_minute=_int("RATE_LIMIT_PER_MINUTE", 600),
         rate_limit_burst=_int("RATE_LIMIT_BURST", 60),
         max_body_bytes=_int("MAX_BODY_BYTES", 1024 * 1024),
@@ -194,6 +231,7 @@ def load_settings() -> Settings:
         retention_days=_int("RETENTION_DAYS", 0),
         retention_check_hours=_float("RETENTION_CHECK_HOURS", 6.0),
         drift_window_requests=_int("DRIFT_WINDOW_REQUESTS", 300),
+        drift_term_min_messages=_int("DRIFT_TERM_MIN_MESSAGES", 5),
         alert_webhook_url=os.environ.get("ALERT_WEBHOOK_URL", "").strip(),
         alert_check_seconds=_float("ALERT_CHECK_SECONDS", 60.0),
         alert_window_minutes=_int("ALERT_WINDOW_MINUTES", 15),
@@ -206,6 +244,8 @@ def load_settings() -> Settings:
         alert_traffic_drop=_float("ALERT_TRAFFIC_DROP", 0.2),
         server_name=_env("GRADIO_SERVER_NAME", "127.0.0.1"),
         server_port=int(port) if port.isdigit() else 7860,
+        space_id=_env("SPACE_ID", ""),
+        oauth_client_id=_env("OAUTH_CLIENT_ID", ""),
     )
 
 
@@ -213,7 +253,8 @@ def describe_settings(settings: Settings) -> list[tuple[str, str, str]]:
     """(environment variable, current value, help) for each setting, secrets masked."""
     rows = []
     for f in fields(settings):
-        value = str(getattr(settings, f.name))
+        value = getattr(settings, f.name)
+        value = ",".join(value) if f.name in LIST_FIELDS else str(value)
         if f.name == "database_url" and "@" in value:
             value = value.split("://", 1)[0] + "://***@" + value.rsplit("@", 1)[1]
         if f.name in SECRET_FIELDS:
@@ -227,5 +268,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
     env = {}
     for f in fields(settings):
         value = getattr(settings, f.name)
-        env[f.metadata["env"]] = ("1" if value else "0") if isinstance(value, bool) else str(value)
+        if isinstance(value, bool):
+            value = "1" if value else "0"
+        env[f.metadata["env"]] = ",".join(value) if f.name in LIST_FIELDS else str(value)
     return env

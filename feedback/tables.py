@@ -197,6 +197,34 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None]
 
 
+class Account(Base):
+    """A person who signs in to the web UI with a password (local accounts, kept off Spaces
+    where Hugging Face sign-in is used). Only a salted scrypt hash of the password is kept;
+    disabling sets `disabled_at` and keeps the row for the audit trail."""
+
+    __tablename__ = "accounts"
+
+    username: Mapped[str] = mapped_column(String(100), primary_key=True)
+    role: Mapped[str] = mapped_column(String(10))  # agent | reviewer | admin
+    password_hash: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+    disabled_at: Mapped[datetime | None]
+
+
+class SignIn(Base):
+    """One signed-in browser: the sha256 of its cookie token (never the token), whose role
+    it carries and until when. Every replica reads the same rows, so a sign-in works behind a
+    load balancer and signing out (or disabling the account) ends it everywhere."""
+
+    __tablename__ = "sign_ins"
+
+    token_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    username: Mapped[str] = mapped_column(String(100), index=True)
+    role: Mapped[str] = mapped_column(String(10))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+
+
 class Alert(Base):
     """One alert episode: opened when its rule fires, resolved when it stops firing."""
 
