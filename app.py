@@ -18,9 +18,10 @@ from api.auth import ApiKeyring
 from api.errors import install_error_handlers
 from api.guard import ApiGuard
 from api.metrics import ApiMetrics, MeteredService, build_metrics_router
-from api.ratelimit import TokenBucketLimiter
 from api.rejections import RejectionLog
 from api.routes import OPEN_PATHS, ROUTES, build_api_router
+from classifier.access import AccessPolicy
+from classifier.ratelimit import TokenBucketLimiter
 from classifier.serving import ModelCache
 from classifier.startup import Startup
 from dashboards.alerts import AlertLoop
@@ -29,7 +30,10 @@ from feedback.db import describe_storage, get_engine
 from feedback.log_writer import PredictionLogWriter
 from feedback.retention import start_retention_schedule
 from feedback.settings import Settings, load_settings
-from ui.layout import build_ui, storage_notice
+from ui.guard import UiGuard
+from ui.layout import KEYBOARD_JS, build_ui, storage_notice
+from ui.sign_in import build_sign_in_router
+from ui.traffic import UiRateLimit
 
 log = logging.getLogger("support_triage")
 SHUTDOWN_FLUSH_SECONDS = 30.0
@@ -46,6 +50,7 @@ def create_app(settings: Settings) -> tuple[FastAPI, Startup]:
     startup = Startup(settings, models)
     rejections = RejectionLog(settings, metrics, log_writer)
     keyring = ApiKeyring(settings)
+    guard = UiGuard(AccessPolicy(settings))
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -59,6 +64,7 @@ def create_app(settings: Settings) -> tuple[FastAPI, Startup]:
                   lifespan=lifespan)
     api.include_router(build_api_router(service, settings, startup=startup))
     api.include_router(build_metrics_router(metrics))
+    api.include_router(build_sign_in_router(guard.policy, guard))
     install_error_handlers(api, rejections)
     api.add_middleware(ApiGuard, keyring=keyring,  # type: ignore[arg-type]
                        limiter=TokenBucketLimiter(settings.rate_limit_per_minute,
@@ -66,11 +72,15 @@ def create_app(settings: Settings) -> tuple[FastAPI, Startup]:
                        rejections=rejections, metrics=metrics,
                        max_body_bytes=settings.max_body_bytes, open_paths=OPEN_PATHS,
                        routes=ROUTES)
+    api.add_middleware(UiRateLimit,  # type: ignore[arg-type]
+                       limiter=TokenBucketLimiter(settings.ui_rate_limit_per_minute,
+                                                  settings.ui_rate_limit_burst),
+                       on_refuse=metrics.ui_rate_limited.inc)
     api.state.keyring = keyring
     api.state.log_writer = log_writer
-    blocks = build_ui(service, startup, storage)
+    blocks = build_ui(service, startup, storage, guard)
     app = gr.mount_gradio_app(api, blocks, path="/", run_history=False, footer_links=["api"],
-                              show_error=True)
+                              show_error=True, js=KEYBOARD_JS)
     return app, startup
 
 

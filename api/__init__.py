@@ -4,7 +4,6 @@ routes.py      the APIRouter: predict, batch, feedback, health, models, export
 schemas.py     request and response models (unknown fields refused)
 guard.py       pure ASGI middleware for /api/v1: API key, rate limit, body size, UTF-8
 auth.py        API keys from API_KEYS and from the database (hashed)
-ratelimit.py   a thread-safe token bucket per key id
 errors.py      every error as {"error": {"code", "message"}}, never a traceback
 rejections.py  requests refused before the service are logged as rejected prediction rows
 metrics.py     Prometheus counters and histograms at GET /metrics

@@ -7,8 +7,10 @@ body is read into memory (at most MAX_BODY_BYTES) and replayed to the app.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -18,14 +20,36 @@ from starlette.datastructures import Headers
 from api.auth import ApiKeyring
 from api.errors import API_PREFIX, ApiError, error_response
 from api.metrics import ApiMetrics
-from api.ratelimit import TokenBucketLimiter
 from api.rejections import RejectionLog
+from classifier.ratelimit import TokenBucketLimiter
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+log = logging.getLogger("support_triage.api")
+
+
+class RefusalSummary:
+    """One log line per interval for a flood of refusals: the first one, then a count."""
+
+    def __init__(self, what: str, every_seconds: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.what = what
+        self.every = every_seconds
+        self._clock = clock
+        self._counts: Counter[str] = Counter()
+        self._logged_at = float("-inf")
+
+    def note(self, code: str) -> None:
+        self._counts[code] += 1
+        now = self._clock()
+        if now - self._logged_at >= self.every:
+            summary = ", ".join(f"{n} {c}" for c, n in sorted(self._counts.items()))
+            log.warning("%s refused since the last line: %s", self.what, summary)
+            self._counts.clear()
+            self._logged_at = now
 
 
 class ApiGuard:
@@ -40,6 +64,7 @@ class ApiGuard:
         self.max_body_bytes = max_body_bytes
         self.open_paths = open_paths  # no API key: health, and export (admin token instead)
         self.routes = routes  # metric labels: known paths by name, anything else as "other"
+        self.unauthenticated_log = RefusalSummary("REST requests without a valid API key")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "") if scope["type"] == "http" else ""
@@ -120,14 +145,20 @@ class ApiGuard:
                 return b"".join(chunks)
 
     async def _refuse(self, scope: Scope, exc: ApiError, send: Send) -> None:
-        key_id = scope.get("state", {}).get("api_key_id")
-        request_id = await self.rejections.record_async(
-            exc.code, exc.message, method=scope["method"], path=scope["path"], key_id=key_id)
         headers = dict(exc.headers)
+        extra: dict[str, str] = {}
         if exc.status == 401:
+            # Anyone can send these, as fast as they like: a counter and a throttled log
+            # line, never a database row each.
             headers["WWW-Authenticate"] = "Bearer"
-        response = error_response(exc.status, exc.code, exc.message, headers,
-                                  request_id=request_id)
+            self.metrics.unauthenticated.labels(exc.code).inc()
+            self.unauthenticated_log.note(exc.code)
+        else:
+            key_id = scope.get("state", {}).get("api_key_id")
+            extra["request_id"] = await self.rejections.record_async(
+                exc.code, exc.message, method=scope["method"], path=scope["path"],
+                key_id=key_id)
+        response = error_response(exc.status, exc.code, exc.message, headers, **extra)
         await response(scope, self._no_receive, send)
 
     @staticmethod

@@ -48,6 +48,13 @@ class ApiMetrics:
             ["source"], buckets=LATENCY_BUCKETS, registry=self.registry)
         self.feedback = Counter("support_triage_feedback", "Ratings saved, by verdict",
                                 ["verdict"], registry=self.registry)
+        self.unauthenticated = Counter(
+            "support_triage_unauthenticated_requests",
+            "REST requests refused for a missing or unknown API key, by code (counted here, "
+            "not written to the prediction log one row each)", ["code"], registry=self.registry)
+        self.ui_rate_limited = Counter(
+            "support_triage_ui_rate_limited_requests",
+            "Web UI calls refused by the per-client rate limit", registry=self.registry)
         self.log_queue = Gauge("support_triage_log_queue_rows",
                                "Prediction rows waiting for the background log writer",
                                registry=self.registry)

@@ -391,7 +391,8 @@ def run_retrain(settings: Settings, *, actor: str = "cli",
                 holdout_data: Path = DEFAULT_TEST) -> RetrainResult:
     """Train, evaluate, register, gate and canary a challenger from reviewed feedback.
 
-    With `job_id`, runs that queued job; otherwise creates one. Raises RetrainError with the
+    With `job_id`, runs that queued job (as the person who queued it); otherwise creates
+    one. Raises RetrainError with the
     reason (also stored with the job, marked failed) when it cannot finish.
     """
     if job_id is None:
@@ -404,6 +405,7 @@ def run_retrain(settings: Settings, *, actor: str = "cli",
                 progress="Starting")
         if not claimed:
             raise RetrainError(f"Retrain job {job_id} is {job.state}, not queued.")
+        actor = job.actor  # whoever queued it (the UI's person), not the child process
     steps = iter(range(1, 100))
 
     def step(message: str) -> None:

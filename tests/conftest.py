@@ -20,6 +20,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -203,6 +204,28 @@ def stop_server(server: Server) -> None:
         server.process.wait(timeout=10)
     except subprocess.TimeoutExpired:
         server.process.kill()
+
+
+def add_account(data_dir: Path, name: str, role: str, password: str) -> None:
+    """Create a local account the way an operator does: `python -m classifier users add`."""
+    env = {k: v for k, v in os.environ.items() if k not in ENV_SETTINGS}
+    done = subprocess.run([sys.executable, "-m", "classifier", "users", "add", name, "--role",
+                           role, "--password-stdin"], cwd=ROOT, input=password + "\n",
+                          env={**env, "DATA_DIR": str(data_dir)}, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
+def sign_in(page: Any, url: str, name: str, password: str) -> None:
+    """Sign in through the /sign-in form in a Playwright page (as another person if someone
+    is signed in), then open the app."""
+    page.goto(f"{url}/sign-out", wait_until="domcontentloaded")
+    page.goto(f"{url}/sign-in", wait_until="domcontentloaded")
+    page.fill("#username", name)
+    page.fill("#password", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{url}/")
+    page.locator("#signed-in").get_by_text("Signed in as").wait_for()
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from conftest import Server
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
+from classifier.access import AccessPolicy
 from classifier.batch import (
     BatchFileError,
     classify_csv,
@@ -30,6 +31,7 @@ from classifier.startup import Startup
 from feedback.db import describe_storage
 from feedback.settings import Settings
 from feedback.tables import Prediction
+from ui.guard import UiGuard
 from ui.layout import build_ui
 
 ROWS = [
@@ -150,7 +152,8 @@ def test_predict_many_keeps_order_and_codes(live_sqlite_settings: Settings) -> N
 
 def tab_functions(settings: Settings) -> dict[str, Callable[..., Any]]:
     service = PredictionService(settings)
-    blocks = build_ui(service, Startup(settings, service.models), describe_storage(settings))
+    blocks = build_ui(service, Startup(settings, service.models), describe_storage(settings),
+                      UiGuard(AccessPolicy(settings)))
     return {block_fn.fn.__name__: block_fn.fn for block_fn in blocks.fns.values()
             if block_fn.fn is not None}
 

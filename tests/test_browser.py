@@ -106,6 +106,13 @@ def rating_saved(page: Page):  # type: ignore[no-untyped-def]
     return page.locator("#rating-saved")
 
 
+def confirmation(verb: str, message: str, what: str) -> re.Pattern[str]:
+    """A rating confirmation: the verb, the time and the first words of the rated message."""
+    first_words = re.escape(" ".join(message.split()[:4]))
+    return re.compile(rf"Rating {verb} at \d\d:\d\d:\d\d UTC for “{first_words}[^”]*”: "
+                      + re.escape(what))
+
+
 def test_classify_rate_correct_and_monitor(page: Page, server: Server) -> None:
     predicted, request_id = classify(page, MESSAGE)
     others = [c for c in CATEGORIES if c != predicted]
@@ -126,10 +133,10 @@ def test_classify_rate_correct_and_monitor(page: Page, server: Server) -> None:
     expect(page.locator("#correct-category")).to_be_hidden()
 
     page.locator("#thumbs-down").click()
-    expect(rating_saved(page)).to_contain_text(re.compile(r"Rating changed: 👎 wrong"))
+    expect(rating_saved(page)).to_contain_text(confirmation("changed", MESSAGE, "👎 wrong"))
     choose_correct_category(page, last_choice)
     expect(rating_saved(page)).to_contain_text(
-        re.compile(rf"Rating changed: 👎 wrong, correct category: {last_choice}"))
+        confirmation("changed", MESSAGE, f"👎 wrong, correct category: {last_choice}"))
 
     # The Monitoring tab loads on open and counts the one request and its rating.
     page.get_by_role("tab", name="Monitoring").click()
@@ -166,7 +173,7 @@ def test_thumbs_down_again_keeps_the_shown_correction(page: Page, server: Server
     expect(rating_saved(page)).to_contain_text(choice)
 
     page.locator("#thumbs-down").click()
-    expect(rating_saved(page)).to_contain_text(re.compile(r"Rating changed: 👎 wrong"))
+    expect(rating_saved(page)).to_contain_text(confirmation("changed", MESSAGE, "👎 wrong"))
     page.wait_for_timeout(500)  # let the dropdown update settle
     shown = page.locator("#correct-category input[role='combobox']").input_value().strip()
     message = rating_saved(page).inner_text()
@@ -210,3 +217,60 @@ def test_whitespace_shows_error_and_no_result(page: Page, server: Server) -> Non
     with db_session(server.data_dir) as session:
         statuses = [p.status for p in session.scalars(select(Prediction).order_by(Prediction.id))]
     assert statuses == ["rejected", "ok", "rejected"]
+
+
+OTHER_MESSAGE = "The app keeps crashing every time I open it on my phone, please help."
+ACTIVE = re.compile(r"\bprimary\b")
+
+
+def pick_first_correction(page: Page) -> tuple[list[str], str]:
+    """Open the #correct-category dropdown: (the categories it offers, the one picked)."""
+    combo = page.locator("#correct-category input[role='combobox']")
+    expect(combo).to_be_visible()
+    combo.click()
+    listbox_id = combo.get_attribute("aria-controls")
+    options = (page.locator(f"[id='{listbox_id}']") if listbox_id
+               else page.get_by_role("listbox")).get_by_role("option")
+    expect(options.first).to_be_visible()
+    names = [o.inner_text().strip() for o in options.all()]
+    options.first.click()
+    return names, names[0]
+
+
+def test_a_rating_belongs_to_the_message_on_screen(page: Page, server: Server) -> None:
+    """Issue 9: classify A and rate it; paste B: A's answer and the rating go; classify B
+    (Ctrl+Enter) and correct it: the row is B's, and B's own answer is not offered."""
+    first_label, first_id = classify(page, MESSAGE)
+    page.locator("#thumbs-up").click()
+    expect(rating_saved(page)).to_contain_text(confirmation("saved", MESSAGE, "👍 right"))
+    expect(page.locator("#thumbs-up")).to_have_class(ACTIVE)
+    expect(page.locator("#thumbs-down")).not_to_have_class(ACTIVE)
+
+    request_id = page.locator("#request-id textarea, #request-id input").first
+    page.locator("#message textarea").fill(OTHER_MESSAGE)
+    expect(page.locator("#thumbs-down")).to_be_hidden()
+    expect(page.locator("#thumbs-up")).to_be_hidden()
+    expect(request_id).to_have_value("")
+    expect(page.locator("#result [data-testid='label-output-value']")).to_have_count(0)
+
+    page.locator("#message textarea").press("Control+Enter")
+    expect(request_id).to_have_value(re.compile(r"^[0-9a-f]{32}$"))
+    second_id = request_id.input_value()
+    assert second_id != first_id
+    second_label = page.locator("#result [data-testid='label-output-value']").inner_text().strip()
+    expect(page.locator("#thumbs-down")).not_to_have_class(ACTIVE)  # a new answer, unrated
+    page.locator("#thumbs-down").click()
+    expect(page.locator("#thumbs-down")).to_have_class(ACTIVE)
+    expect(page.locator("#thumbs-up")).not_to_have_class(ACTIVE)
+    choices, picked = pick_first_correction(page)
+    assert second_label not in choices
+    assert sorted(choices) == sorted(set(CATEGORIES) - {second_label})
+    expect(rating_saved(page)).to_contain_text(confirmation(
+        "changed", OTHER_MESSAGE, f"👎 wrong, correct category: {picked}"))
+
+    with db_session(server.data_dir) as session:
+        ratings = {p.request_id: (f.verdict, f.correct_label) for f, p in session.execute(
+            select(Feedback, Prediction).join(Prediction,
+                                              Prediction.id == Feedback.prediction_id))}
+    assert ratings == {first_id: ("up", None), second_id: ("down", picked)}
+    assert first_label in CATEGORIES

@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
+from classifier.access import Role
 from classifier.batch import classify_csv, default_text_column, read_columns
 from classifier.service import PredictionService
 from feedback.errors import SupportTriageError
+from ui.downloads import scratch_folder
+from ui.guard import UiGuard
 
 
-def build_batch_tab(service: PredictionService) -> None:
+def build_batch_tab(service: PredictionService, guard: UiGuard) -> None:
     """Lay out the Batch tab inside the current gr.Blocks context."""
     max_rows = service.settings.batch_max_rows
     gr.Markdown(f"Upload a UTF-8 CSV with a header row (at most {max_rows:,} rows), choose "
                 "the column holding the messages and press *Run*. You get the same file back "
                 "with `label`, `confidence`, `model_version`, `request_id` and `error` "
                 "columns; a row that cannot be classified says why in `error`. Every row is "
-                "logged (redacted) like a single request.")
+                "logged (redacted) like a single request. Uploaded and classified files are "
+                f"deleted from the server after {service.settings.temp_file_minutes:g} "
+                "minutes: download the result before then.")
     with gr.Row():
         upload = gr.File(label="CSV file", file_types=[".csv"], type="filepath",
                          elem_id="batch-upload")
@@ -30,6 +33,9 @@ def build_batch_tab(service: PredictionService) -> None:
     summary = gr.Markdown(elem_id="batch-summary")
     result = gr.File(label="Classified CSV", interactive=False, elem_id="batch-result")
 
+    agent = guard.handler(Role.AGENT, "classify files")
+
+    @agent
     def show_columns(path: str | None) -> Any:
         if not path:
             return gr.Dropdown(choices=[], value=None)
@@ -39,6 +45,7 @@ def build_batch_tab(service: PredictionService) -> None:
             raise gr.Error(str(exc), title="File not usable", print_exception=False) from None
         return gr.Dropdown(choices=columns, value=default_text_column(columns))
 
+    @agent
     def run_batch(path: str | None, text_column: str | None,
                   progress: gr.Progress = gr.Progress()) -> tuple[str, str]:  # noqa: B008
         if not path or not text_column:
@@ -47,7 +54,7 @@ def build_batch_tab(service: PredictionService) -> None:
         progress(0, desc="Classifying")
         try:
             done = classify_csv(service, path, text_column,
-                                out_dir=Path(tempfile.mkdtemp(prefix="batch-")),
+                                out_dir=scratch_folder("batch-"),
                                 max_rows=max_rows,
                                 on_progress=lambda n, total: progress((n, total),
                                                                       desc="Classifying",

@@ -1,14 +1,24 @@
-"""The Classify tab: paste a message, see the category, rate the answer."""
+"""The Classify tab: paste a message, see the category, rate the answer.
+
+A result belongs to its message: the request id to rate lives in this browser session's
+server-side state (never taken from the page), editing the text clears the result and the
+rating, and a rating names the message it rated. So a rating can only land on an answer
+this session was shown, for the text still on screen.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from typing import Any
 
 import gradio as gr
 
-from classifier.service import PredictionService
+from classifier.access import Role
+from classifier.service import PredictionResult, PredictionService
 from classifier.startup import Startup
-from feedback.errors import NotFoundError, SupportTriageError
+from feedback.errors import SupportTriageError
+from feedback.tables import utc_now
+from ui.guard import UiGuard
 
 EXAMPLES = [
     "I was charged twice for the same coffee this morning, can you refund one of them?",
@@ -18,10 +28,32 @@ EXAMPLES = [
     "Which currencies can I hold in my account?",
     "My card was declined at the supermarket even though I have money.",
 ]
-NO_RESULT = (None, "", "", "")
+VERDICT_WORDS = {"up": "👍 right", "down": "👎 wrong"}
+QUOTE_WORDS = 8  # how much of the message a confirmation quotes
+QUOTE_CHARS = 60
 
 
-def _details(result: Any, low_confidence_share: float) -> str:
+@dataclass(frozen=True)
+class Shown:
+    """The answer on screen in this session: what a rating applies to."""
+
+    request_id: str
+    text: str
+    label: str
+    labels: tuple[str, ...]
+    verdict: str | None = None
+
+
+def quote(text: str) -> str:
+    """The first words of a message, to say which one a rating went to."""
+    words = text.split()
+    head = " ".join(words[:QUOTE_WORDS])
+    if len(head) > QUOTE_CHARS:
+        head = head[:QUOTE_CHARS].rstrip()
+    return f"“{head}…”" if head != " ".join(words) else f"“{head}”"
+
+
+def details(result: PredictionResult, low_confidence_share: float) -> str:
     text = f"Answered in {result.latency_ms:.1f} ms."
     if result.low_confidence:
         text = (f"⚠️ **Not sure** (confidence {result.confidence:.0%}, below "
@@ -30,14 +62,22 @@ def _details(result: Any, low_confidence_share: float) -> str:
     return text
 
 
-def build_classify_tab(service: PredictionService, startup: Startup) -> None:
+def thumbs(verdict: str | None) -> tuple[Any, Any]:
+    """The two rating buttons, the active one highlighted."""
+    return (gr.Button(variant="primary" if verdict == "up" else "secondary"),
+            gr.Button(variant="primary" if verdict == "down" else "secondary"))
+
+
+def build_classify_tab(service: PredictionService, startup: Startup, guard: UiGuard) -> None:
     """Lay out the Classify tab inside the current gr.Blocks context."""
     status = gr.Markdown(startup.status.message, elem_id="model-status")
     timer = gr.Timer(2.0, active=startup.status.state == "preparing")
+    shown = gr.State(None)
     with gr.Row():
         with gr.Column(scale=3):
             message = gr.Textbox(label="Customer message", lines=5, elem_id="message",
-                                 placeholder="Paste the customer's message here")
+                                 placeholder="Paste the customer's message here "
+                                             "(Ctrl+Enter or ⌘+Enter classifies)")
             gr.Examples(EXAMPLES, inputs=[message], label="Example messages")
             classify = gr.Button("Classify", variant="primary", elem_id="classify")
         with gr.Column(scale=2):
@@ -46,64 +86,93 @@ def build_classify_tab(service: PredictionService, startup: Startup) -> None:
                 version = gr.Textbox(label="Model version", interactive=False, elem_id="version")
                 request_id = gr.Textbox(label="Request id", interactive=False,
                                         elem_id="request-id")
-            details = gr.Markdown(elem_id="details")
+            info = gr.Markdown(elem_id="details")
             with gr.Group(visible=False) as rating:
-                gr.Markdown("Was this category right?")
+                question = gr.Markdown(elem_id="rating-question")
                 with gr.Row():
                     thumbs_up = gr.Button("👍 Right", elem_id="thumbs-up")
                     thumbs_down = gr.Button("👎 Wrong", elem_id="thumbs-down")
                 correct = gr.Dropdown(label="Correct category", visible=False,
                                       elem_id="correct-category")
                 saved = gr.Markdown(elem_id="rating-saved")
+    cleared = (None, "", "", "", gr.Group(visible=False), None)
+    agent = guard.handler(Role.AGENT, "classify messages")
 
+    @agent
     def poll_status() -> tuple[str, gr.Timer]:
         current = startup.status
         return current.message, gr.Timer(active=current.state == "preparing")
 
-    def run_classify(text: str) -> tuple[dict[str, float], str, str, str]:
+    @agent
+    def run_classify(text: str) -> tuple[Any, ...]:
         try:
             r = service.predict(text, source="ui")
         except SupportTriageError as exc:
             raise gr.Error(str(exc), title="Message not classified",
                            print_exception=False) from None
-        return r.scores, str(r.model_version), r.request_id, _details(
-            r, service.settings.low_confidence)
+        answer = Shown(r.request_id, text, r.label, tuple(r.scores))
+        return (r.scores, str(r.model_version), r.request_id,
+                details(r, service.settings.low_confidence), answer)
 
-    def show_rating(scores: dict[str, float] | None) -> tuple[Any, ...]:
-        labels = list(scores) if isinstance(scores, dict) else []
-        return (gr.Group(visible=True), gr.Dropdown(choices=sorted(labels), value=None,
-                                                    visible=False), "")
+    @agent
+    def show_rating(answer: Shown | None) -> tuple[Any, ...]:
+        if answer is None:
+            return (gr.Group(visible=False), gr.skip(), "", "", *thumbs(None))
+        others = sorted(label for label in answer.labels if label != answer.label)
+        return (gr.Group(visible=True), gr.Dropdown(choices=others, value=None, visible=False),
+                f"Was **{answer.label}** right for {quote(answer.text)}?", "", *thumbs(None))
 
-    def hide_rating() -> tuple[Any, ...]:
-        return (*NO_RESULT, gr.Group(visible=False))
+    @agent
+    def clear_result() -> tuple[Any, ...]:
+        return cleared
 
-    def rate(request: str, verdict: str, label: str | None = None) -> tuple[Any, str]:
-        if not request:
-            return gr.Dropdown(), "Classify a message first."
+    def rate(verdict: str, label: str | None, text: str,
+             answer: Shown | None) -> tuple[Any, ...]:
+        if answer is None:
+            raise gr.Error("Classify a message first, then rate the answer.",
+                           title="Nothing to rate", print_exception=False)
+        if (text or "").strip() != answer.text.strip():
+            raise gr.Error("The message changed since it was classified: press Classify to "
+                           "get and rate the answer for the new text.",
+                           title="Rating not saved", print_exception=False)
         try:
-            record = service.rate(request, verdict, correct_label=label)
-        except (NotFoundError, SupportTriageError) as exc:
+            record = service.rate(answer.request_id, verdict, correct_label=label)
+        except SupportTriageError as exc:
             raise gr.Error(str(exc), title="Rating not saved", print_exception=False) from None
-        what = "👍 right" if verdict == "up" else "👎 wrong"
+        what = VERDICT_WORDS[verdict]
         if record.correct_label:
             what += f", correct category: **{record.correct_label}**"
         verb = "Rating changed" if record.changed else "Rating saved"
-        return gr.Dropdown(visible=verdict == "down"), f"✅ {verb}: {what}."
+        at = f"{utc_now():%H:%M:%S} UTC"
+        return (gr.Dropdown(visible=verdict == "down"),
+                f"✅ {verb} at {at} for {quote(answer.text)}: {what}.",
+                replace(answer, verdict=verdict), *thumbs(verdict))
 
-    timer.tick(poll_status, outputs=[status, timer], api_visibility="private")
+    @agent
+    def rate_up(text: str, answer: Shown | None) -> tuple[Any, ...]:
+        return rate("up", None, text, answer)
+
+    @agent
+    def rate_down(label: str | None, text: str, answer: Shown | None) -> tuple[Any, ...]:
+        """The correction on screen goes with the thumbs-down, so a second 👎 keeps it."""
+        return rate("down", label, text, answer)
+
+    rate_outputs = [correct, saved, shown, thumbs_up, thumbs_down]
+    private = {"api_visibility": "private"}
+    timer.tick(poll_status, outputs=[status, timer], **private)
     event = classify.click(run_classify, inputs=[message],
-                           outputs=[result, version, request_id, details], api_name="classify",
+                           outputs=[result, version, request_id, info, shown],
+                           api_name="classify",
                            api_description="Classify one support message; returns the "
                            "category with every class's confidence, the model version and "
-                           "the request id to rate it with.")
-    event.success(show_rating, inputs=[result], outputs=[rating, correct, saved],
-                  api_visibility="private")
-    event.failure(hide_rating, outputs=[result, version, request_id, details, rating],
-                  api_visibility="private")
-    thumbs_up.click(lambda rid: rate(rid, "up"), inputs=[request_id], outputs=[correct, saved],
-                    api_visibility="private")
-    # The correction on screen goes with the thumbs-down, so a second 👎 keeps it.
-    thumbs_down.click(lambda rid, label: rate(rid, "down", label), inputs=[request_id, correct],
-                      outputs=[correct, saved], api_visibility="private")
-    correct.input(lambda rid, label: rate(rid, "down", label), inputs=[request_id, correct],
-                  outputs=[correct, saved], api_visibility="private")
+                           "the request id (rate it with POST /api/v1/feedback).")
+    event.success(show_rating, inputs=[shown],
+                  outputs=[rating, correct, question, saved, thumbs_up, thumbs_down], **private)
+    event.failure(clear_result, outputs=[result, version, request_id, info, rating, shown],
+                  **private)
+    # Any edit (typing, pasting, an example) makes the answer on screen stale.
+    message.change(clear_result, outputs=[result, version, request_id, info, rating, shown],
+                   **private)
+    thumbs_up.click(rate_up, inputs=[message, shown], outputs=rate_outputs, **private)
+    for trigger in (thumbs_down.click, correct.input):
+        trigger(rate_down, inputs=[correct, message, shown], outputs=rate_outputs, **private)

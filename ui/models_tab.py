@@ -1,5 +1,5 @@
 """The Models tab: versions with metrics and gate checklists, live vs canary, and the
-lifecycle actions (promote, canary, rollback, reject) behind the admin token."""
+lifecycle actions (promote, canary, rollback, reject) for admins, recorded with their name."""
 
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ from typing import Any
 import gradio as gr
 
 from classifier import lifecycle
+from classifier.access import Caller, Role
 from classifier.gate import format_checklist
 from classifier.registry import MAX_CANARY_PERCENT, MIN_CANARY_PERCENT, ModelVersionInfo
 from dashboards.comparison import COLUMNS, compare_live_and_canary
 from feedback.errors import SupportTriageError
 from feedback.settings import Settings
+from ui.guard import UiGuard
 
 VERSION_COLUMNS = ["version", "status", "created (UTC)", "accuracy", "macro-F1", "ECE",
                    "gate", "labels", "taxonomy"]
@@ -41,9 +43,9 @@ def describe_version(v: ModelVersionInfo) -> str:
     return "\n".join(lines)
 
 
-def build_models_tab(settings: Settings, tab: gr.Tab) -> None:
+def build_models_tab(settings: Settings, tab: gr.Tab, guard: UiGuard) -> None:
     """Lay out the Models tab; data loads when the tab opens or on Refresh."""
-    disabled = lifecycle.actions_disabled_reason(settings)
+    act_as = "promote, roll back, start canaries or reject versions"
     refresh = gr.Button("Refresh", elem_id="models-refresh", scale=0)
     versions = gr.Dataframe(headers=VERSION_COLUMNS, interactive=False, label="Model versions",
                             elem_id="versions-table")
@@ -53,20 +55,16 @@ def build_models_tab(settings: Settings, tab: gr.Tab) -> None:
     chosen = gr.Dropdown(label="Version details", choices=[], elem_id="version-choice")
     details = gr.Markdown(elem_id="version-details")
     with gr.Group():
-        gr.Markdown("#### Lifecycle actions" + (f"\n⚠️ {disabled}" if disabled else ""),
-                    elem_id="actions-heading")
-        on = disabled is None
+        actions_heading = gr.Markdown("#### Lifecycle actions", elem_id="actions-heading")
         with gr.Row():
-            token = gr.Textbox(label="Admin token", type="password", interactive=on,
-                               elem_id="admin-token")
-            reason = gr.Textbox(label="Reason (kept in the audit trail)", interactive=on,
+            reason = gr.Textbox(label="Reason (kept in the audit trail)", interactive=False,
                                 elem_id="action-reason")
             percent = gr.Slider(MIN_CANARY_PERCENT, MAX_CANARY_PERCENT, step=1,
                                 value=min(max(settings.canary_percent, MIN_CANARY_PERCENT),
                                           MAX_CANARY_PERCENT),
-                                label="Canary share (%)", interactive=on)
+                                label="Canary share (%)", interactive=False)
         with gr.Row():
-            buttons = {name: gr.Button(name, interactive=on, elem_id=f"action-{key}")
+            buttons = {name: gr.Button(name, interactive=False, elem_id=f"action-{key}")
                        for key, name in (("promote", "Promote"), ("canary", "Start canary"),
                                          ("stop", "Stop canary"), ("rollback", "Roll back"),
                                          ("reject", "Reject"))}
@@ -74,7 +72,9 @@ def build_models_tab(settings: Settings, tab: gr.Tab) -> None:
     events = gr.Dataframe(headers=EVENT_COLUMNS, interactive=False, label="Audit trail",
                           elem_id="events-table")
 
-    def load(selected: int | None) -> list[Any]:
+    @guard.handler(Role.REVIEWER, "see the model versions", quiet=True)
+    def load(selected: int | None, caller: Caller) -> list[Any]:
+        refusal = guard.policy.refusal(caller, Role.ADMIN, act_as)
         try:
             infos = lifecycle.list_versions(settings)
             heading, rows = compare_live_and_canary(settings)
@@ -87,19 +87,31 @@ def build_models_tab(settings: Settings, tab: gr.Tab) -> None:
         return [[_version_row(v) for v in infos], heading, rows,
                 gr.Dropdown(choices=numbers, value=pick), shown,
                 [[f"{e['at']:%Y-%m-%d %H:%M:%S}", e["action"], e["version"], e["from"], e["to"],
-                  e["actor"], e["reason"]] for e in trail]]
+                  e["actor"], e["reason"]] for e in trail],
+                "#### Lifecycle actions" + (f"\n⚠️ {refusal}" if refusal else
+                                            f" (as **{caller.label}**)"),
+                *[gr.update(interactive=refusal is None)] * (2 + len(buttons))]
 
-    outputs = [versions, comparison_heading, comparison, chosen, details, events]
+    @guard.handler(Role.REVIEWER, "see the model versions")
+    def show_version(version: int | None) -> str:
+        if version is None:
+            return "No versions."
+        try:
+            return describe_version(lifecycle.get_version(settings, int(version)))
+        except SupportTriageError as exc:
+            return f"❌ {exc}"
+
+    outputs = [versions, comparison_heading, comparison, chosen, details, events, actions_heading,
+               reason, percent, *buttons.values()]
     for trigger in (refresh.click, tab.select):
         trigger(load, inputs=[chosen], outputs=outputs, api_visibility="private")
-    chosen.input(lambda v: describe_version(lifecycle.get_version(settings, int(v))),
-                 inputs=[chosen], outputs=[details], api_visibility="private")
+    chosen.input(show_version, inputs=[chosen], outputs=[details], api_visibility="private")
 
-    def act(run: Callable[[int | None, int, str], str]) -> Callable[..., str]:
-        def handler(tok: str, version: int | None, share: float, why: str) -> str:
+    def act(run: Callable[[int | None, int, str, str], str]) -> Callable[..., str]:
+        @guard.handler(Role.ADMIN, act_as)
+        def handler(version: int | None, share: float, why: str, caller: Caller) -> str:
             try:
-                lifecycle.authorize(settings, tok)
-                return "✅ " + run(version, int(share), why)
+                return "✅ " + run(version, int(share), why, caller.label)
             except SupportTriageError as exc:
                 return f"❌ {exc}"
         return handler
@@ -109,20 +121,20 @@ def build_models_tab(settings: Settings, tab: gr.Tab) -> None:
             raise SupportTriageError("Choose a version first.")
         return int(version)
 
-    actions: dict[str, Callable[[int | None, int, str], str]] = {
-        "Promote": lambda v, _p, why: "Version "
-        f"{lifecycle.promote(settings, need(v), actor='ui', reason=why).version} is live.",
-        "Start canary": lambda v, p, why: "Version "
-        f"{lifecycle.start_canary(settings, need(v), p, actor='ui', reason=why).version} "
+    actions: dict[str, Callable[[int | None, int, str, str], str]] = {
+        "Promote": lambda v, _p, why, who: "Version "
+        f"{lifecycle.promote(settings, need(v), actor=who, reason=why).version} is live.",
+        "Start canary": lambda v, p, why, who: "Version "
+        f"{lifecycle.start_canary(settings, need(v), p, actor=who, reason=why).version} "
         f"is the canary for {p} % of requests.",
-        "Stop canary": lambda _v, _p, why: "Canary of version "
-        f"{lifecycle.stop_canary(settings, actor='ui', reason=why)} stopped.",
-        "Roll back": lambda _v, _p, why: "Rolled back to version "
-        f"{lifecycle.rollback(settings, actor='ui', reason=why).version}.",
-        "Reject": lambda v, _p, why: "Version "
-        f"{lifecycle.reject(settings, need(v), actor='ui', reason=why).version} rejected.",
+        "Stop canary": lambda _v, _p, why, who: "Canary of version "
+        f"{lifecycle.stop_canary(settings, actor=who, reason=why)} stopped.",
+        "Roll back": lambda _v, _p, why, who: "Rolled back to version "
+        f"{lifecycle.rollback(settings, actor=who, reason=why).version}.",
+        "Reject": lambda v, _p, why, who: "Version "
+        f"{lifecycle.reject(settings, need(v), actor=who, reason=why).version} rejected.",
     }
     for name, button in buttons.items():
-        button.click(act(actions[name]), inputs=[token, chosen, percent, reason],
+        button.click(act(actions[name]), inputs=[chosen, percent, reason],
                      outputs=[outcome], api_visibility="private").then(
             load, inputs=[chosen], outputs=outputs, api_visibility="private")

@@ -7,14 +7,16 @@ from typing import Any
 
 import gradio as gr
 
+from classifier.access import Role
 from dashboards.health import FLAGGED_COLUMNS, TERM_COLUMNS, VERSION_COLUMNS, load_health
 from dashboards.monitoring import FIGURE_NAMES, load_monitoring
 from dashboards.queries import WINDOWS, make_window
 from feedback.errors import SupportTriageError
 from feedback.settings import Settings
+from ui.guard import UiGuard
 
 
-def build_monitoring_tab(settings: Settings, tab: gr.Tab) -> None:
+def build_monitoring_tab(settings: Settings, tab: gr.Tab, guard: UiGuard) -> None:
     """Lay out the Monitoring tab; everything loads when the tab opens or on Refresh."""
     alerts = gr.Markdown("Open this tab or press Refresh to load.", elem_id="alerts")
     with gr.Row():
@@ -39,6 +41,7 @@ def build_monitoring_tab(settings: Settings, tab: gr.Tab) -> None:
                            elem_id="flagged",
                            label="Recent low-confidence and thumbs-down messages")
 
+    @guard.handler(Role.REVIEWER, "see monitoring", quiet=True)
     def render(window_name: str) -> list[Any]:
         try:
             view = load_monitoring(settings, window_name)

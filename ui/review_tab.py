@@ -2,23 +2,25 @@
 
 Reviewers work the queue (thumbs-down and low-confidence answers, newest first): accept the
 suggested category, correct it, or discard the message; or do the same offline with a CSV.
-Behind the admin token, *Retrain now* starts a background retrain and shows its progress,
-the live and challenger reports side by side and what changed.
+Each decision records the signed-in reviewer. For admins, *Retrain now* starts a background
+retrain and shows its progress, the live and challenger reports side by side and what
+changed.
 """
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
 from classifier import lifecycle, review
+from classifier.access import Caller, Role
 from classifier.retrain import get_report, latest_job, launch_retrain
 from feedback.errors import SupportTriageError
 from feedback.review_store import FeedbackDatasetInfo, RetrainJobInfo
 from feedback.settings import Settings
+from ui.downloads import scratch_folder
+from ui.guard import UiGuard
 
 ANY = "(any)"
 REASONS = [("Thumbs-down or low confidence", "all"), ("Thumbs-down", "thumbs_down"),
@@ -110,9 +112,9 @@ def _choice(value: str | None) -> str | None:
     return None if value in (None, "", ANY) else value
 
 
-def build_review_tab(settings: Settings, tab: gr.Tab) -> None:
+def build_review_tab(settings: Settings, tab: gr.Tab, guard: UiGuard) -> None:
     """Lay out the Review tab; data loads when the tab opens or on Refresh."""
-    disabled = lifecycle.actions_disabled_reason(settings)
+    retrain_as = "start a retrain"
     gr.Markdown("Thumbs-down answers and answers below the confidence threshold wait here, "
                 "newest first. **Accept** stores the suggested category (the rater's "
                 "correction, else the model's answer), **Correct** stores the category you "
@@ -135,7 +137,6 @@ def build_review_tab(settings: Settings, tab: gr.Tab) -> None:
             request_id = gr.Textbox(label="Request id", elem_id="review-request-id")
             category = gr.Dropdown(label="Correct category", choices=[],
                                    elem_id="review-category")
-            reviewer = gr.Textbox(label="Reviewer (your name)", elem_id="review-reviewer")
         picked = gr.Markdown(elem_id="review-picked")
         with gr.Row():
             accept = gr.Button("✅ Accept suggestion", elem_id="review-accept")
@@ -158,14 +159,10 @@ def build_review_tab(settings: Settings, tab: gr.Tab) -> None:
                             label="Feedback datasets (snapshots of the reviewed examples)",
                             elem_id="review-datasets")
     with gr.Group():
-        gr.Markdown("#### Retrain from reviewed feedback" + (f"\n⚠️ {disabled}" if disabled
-                                                           else ""))
-        on = disabled is None
-        with gr.Row():
-            token = gr.Textbox(label="Admin token", type="password", interactive=on,
-                               elem_id="retrain-token")
-            start = gr.Button("Retrain now", variant="primary", interactive=on,
-                              elem_id="retrain-start")
+        retrain_heading = gr.Markdown("#### Retrain from reviewed feedback",
+                                      elem_id="retrain-heading")
+        start = gr.Button("Retrain now", variant="primary", interactive=False,
+                          elem_id="retrain-start")
         job_status = gr.Markdown(elem_id="retrain-status")
         timer = gr.Timer(POLL_SECONDS, active=False)
         report_md = gr.Markdown(elem_id="retrain-report")
@@ -177,6 +174,10 @@ def build_review_tab(settings: Settings, tab: gr.Tab) -> None:
             now_wrong = gr.Dataframe(headers=EXAMPLE_COLUMNS, interactive=False, wrap=True,
                                      label="Now wrong", elem_id="retrain-now-wrong")
 
+    reviewer = guard.handler(Role.REVIEWER, "work the review queue")
+    reviewer_panel = guard.handler(Role.REVIEWER, "work the review queue", quiet=True)
+
+    @reviewer_panel
     def load_queue(why: str, label: str | None, version: str | None,
                    shown: float | None) -> list[Any]:
         try:
@@ -202,7 +203,7 @@ def build_review_tab(settings: Settings, tab: gr.Tab) -> None:
     queue_outputs = [queue, summary, label_filter, version_filter, datasets]
     filters = [reason, label_filter, version_filter, limit]
 
-    def show_item(rid: str) -> tuple[Any, str]:
+    def describe_request(rid: str) -> tuple[Any, str]:
         rid = (rid or "").strip()
         if not rid:
             return gr.Dropdown(choices=[], value=None), ""
@@ -212,15 +213,19 @@ def build_review_tab(settings: Settings, tab: gr.Tab) -> None:
             return gr.Dropdown(choices=[], value=None), f"❌ {exc}"
         return gr.Dropdown(choices=item.labels, value=item.suggested_label), describe_item(item)
 
+    show_item = reviewer(describe_request)
+
+    @reviewer
     def pick(evt: gr.SelectData) -> tuple[Any, ...]:
         row = evt.row_value or []
         rid = str(row[0]) if row else ""
-        return (rid, *show_item(rid))
+        return (rid, *describe_request(rid))
 
     def decide(decision: str) -> Any:
-        def handler(rid: str, label: str | None, who: str) -> str:
+        @reviewer
+        def handler(rid: str, label: str | None, caller: Caller) -> str:
             try:
-                record = review.review(settings, rid, decision, label, reviewer=who)
+                record = review.review(settings, rid, decision, label, reviewer=caller.label)
             except SupportTriageError as exc:
                 return f"❌ {exc}"
             what = f" as **{record.label}**" if record.label else ""
@@ -228,8 +233,9 @@ def build_review_tab(settings: Settings, tab: gr.Tab) -> None:
             return f"✅ Review {verb}: request {record.request_id} {record.decision}{what}."
         return handler
 
+    @reviewer
     def export_csv(why: str, label: str | None, version: str | None) -> str:
-        out = Path(tempfile.mkdtemp(prefix="review-")) / "review-queue.csv"
+        out = scratch_folder("review-") / "review-queue.csv"
         try:
             with out.open("w", newline="", encoding="utf-8") as f:
                 review.export_queue_csv(settings, f, reason=why, label=_choice(label),
@@ -239,11 +245,12 @@ def build_review_tab(settings: Settings, tab: gr.Tab) -> None:
             raise gr.Error(str(exc), title="Export failed", print_exception=False) from None
         return str(out)
 
-    def import_csv(path: str | None, who: str) -> str:
+    @reviewer
+    def import_csv(path: str | None, caller: Caller) -> str:
         if not path:
             return "Upload a filled-in CSV first."
         try:
-            result = review.import_reviews_csv(settings, path, reviewer=(who or "").strip())
+            result = review.import_reviews_csv(settings, path, reviewer=caller.label)
         except SupportTriageError as exc:
             return f"❌ {exc}"
         lines = [("⚠️ " if result.errors else "✅ ") + result.describe()]
@@ -253,29 +260,32 @@ def build_review_tab(settings: Settings, tab: gr.Tab) -> None:
             lines.append(f"- … and {len(result.errors) - 20} more")
         return "\n".join(lines)
 
-    def poll() -> list[Any]:
+    @reviewer_panel
+    def poll(caller: Caller) -> list[Any]:
+        refusal = guard.policy.refusal(caller, Role.ADMIN, retrain_as)
+        heading = "#### Retrain from reviewed feedback" + (f"\n⚠️ {refusal}" if refusal else "")
         try:
             job = latest_job(settings)
             report = get_report(settings, job.version) if job and job.version else None
             snapshots = review.list_feedback_datasets(settings)
         except SupportTriageError as exc:
-            return [f"❌ {exc}", gr.Timer(active=False), *[gr.skip()] * 5]
+            return [f"❌ {exc}", gr.Timer(active=False), *[gr.skip()] * 7]
         views = report_views(report.report if report else None,
                              report.version if report else None)
         return [describe_job(job), gr.Timer(active=bool(job and job.active)), *views,
-                dataset_rows(snapshots)]
+                dataset_rows(snapshots), heading, gr.Button(interactive=refusal is None)]
 
-    def start_retrain(tok: str) -> list[Any]:
+    @guard.handler(Role.ADMIN, retrain_as)
+    def start_retrain(caller: Caller) -> list[Any]:
         try:
-            lifecycle.authorize(settings, tok)
-            launch_retrain(settings, actor="ui")
+            launch_retrain(settings, actor=caller.label)
         except SupportTriageError as exc:
             return [f"❌ {exc}", gr.Timer(active=False)]
         return ["⏳ Retrain queued; it runs in the background and this panel follows it.",
                 gr.Timer(active=True)]
 
     retrain_outputs = [job_status, timer, report_md, deltas, now_right, now_wrong,
-                       datasets]
+                       datasets, retrain_heading, start]
     private = {"api_visibility": "private"}
     for trigger in (refresh.click, tab.select):
         trigger(load_queue, inputs=filters, outputs=queue_outputs, **private)
@@ -285,12 +295,12 @@ def build_review_tab(settings: Settings, tab: gr.Tab) -> None:
     request_id.submit(show_item, inputs=[request_id], outputs=[category, picked], **private)
     for button, decision in ((accept, "accepted"), (correct, "corrected"),
                              (discard, "discarded")):
-        button.click(decide(decision), inputs=[request_id, category, reviewer],
+        button.click(decide(decision), inputs=[request_id, category],
                      outputs=[outcome], **private).then(
             load_queue, inputs=filters, outputs=queue_outputs, **private)
     export.click(export_csv, inputs=[reason, label_filter, version_filter], outputs=[exported],
                  **private)
-    do_import.click(import_csv, inputs=[upload, reviewer], outputs=[imported], **private).then(
+    do_import.click(import_csv, inputs=[upload], outputs=[imported], **private).then(
         load_queue, inputs=filters, outputs=queue_outputs, **private)
-    start.click(start_retrain, inputs=[token], outputs=[job_status, timer], **private)
+    start.click(start_retrain, outputs=[job_status, timer], **private)
     timer.tick(poll, outputs=retrain_outputs, **private)
