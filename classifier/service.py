@@ -15,7 +15,7 @@ from classifier.profile import message_signals
 from classifier.serving import LoadedModel, ModelCache, ModelUnavailableError
 from classifier.validation import RejectedInputError, validate_text
 from feedback.db import session_scope
-from feedback.errors import SupportTriageError
+from feedback.errors import ConflictError, SupportTriageError
 from feedback.log_writer import PredictionLogWriter
 from feedback.redact import redact
 from feedback.settings import Settings
@@ -23,6 +23,9 @@ from feedback.store import FeedbackRecord, PredictionRecord, log_prediction, rec
 from feedback.tables import utc_now
 
 log = logging.getLogger(__name__)
+# A rating that collides with a simultaneous rating of the same request is retried once: the
+# second attempt finds the row the other one committed and updates it.
+RATE_ATTEMPTS = 2
 
 
 class PredictionError(SupportTriageError):
@@ -103,12 +106,26 @@ class PredictionService:
 
     def rate(self, request_id: str, verdict: str, *, correct_label: str | None = None,
              comment: str | None = None) -> FeedbackRecord:
-        """Store (or change) the rating of a prediction; see feedback.store.record_feedback."""
+        """Store (or change) the rating of a prediction; see feedback.store.record_feedback.
+
+        The comment is redacted like a message. Two ratings of one request at the same moment
+        both succeed: the one that loses the race on the unique row retries and updates it.
+        """
         if self.log_writer is not None:  # the rated prediction's row may still be queued
             self.log_writer.flush(timeout=self.settings.db_busy_timeout_s)
-        with session_scope(self.settings) as session:
-            return record_feedback(session=session, request_id=request_id, verdict=verdict,
-                                   correct_label=correct_label, comment=comment)
+        if comment and self.settings.redact_pii:
+            comment = redact(comment)
+        attempts_left = RATE_ATTEMPTS
+        while True:
+            attempts_left -= 1
+            try:
+                with session_scope(self.settings) as session:
+                    return record_feedback(session=session, request_id=request_id,
+                                           verdict=verdict, correct_label=correct_label,
+                                           comment=comment)
+            except ConflictError:
+                if not attempts_left:
+                    raise
 
     def _log_failure(self, request_id: str, source: str, status: str, reason: str, chars: int,
                      start: float, version: int | None, text: str | None = None) -> None:

@@ -23,6 +23,12 @@ MAX_COMMENT_CHARS = 1000
 MAX_REASON_CHARS = 300  # the width of predictions.reason
 
 
+class CorrectionError(InvalidInputError):
+    """A thumbs-down "correction" that names the category the model already gave."""
+
+    code = "correction_matches_prediction"
+
+
 @dataclass(frozen=True)
 class PredictionRecord:
     request_id: str
@@ -109,9 +115,10 @@ def record_feedback(*, session: Session, request_id: str, verdict: str,
                     comment: str | None = None) -> FeedbackRecord:
     """Rate a prediction; rating it again replaces the earlier rating (one row per prediction).
 
-    A corrected label must be one of the categories of the model that answered. Raises
-    InvalidInputError for an unknown verdict or label, or a rating of a request that was not
-    answered; NotFoundError for an unknown request id.
+    A corrected label must be one of the categories of the model that answered, other than
+    its answer. Raises InvalidInputError for an unknown verdict or label, or a rating of a
+    request that was not answered; CorrectionError for a correction equal to the answer;
+    NotFoundError for an unknown request id.
     """
     if verdict not in VERDICTS:
         raise InvalidInputError(f"Verdict must be 'up' or 'down', not {verdict!r}.")
@@ -129,6 +136,10 @@ def record_feedback(*, session: Session, request_id: str, verdict: str,
             f"{correct_label!r} is not a category of the model that answered; choose one of "
             f"{', '.join(sorted(prediction.scores))}."
         )
+    if correct_label is not None and correct_label == prediction.label:
+        raise CorrectionError(
+            f"The model already answered {correct_label!r}: a thumbs-down correction must "
+            "name a different category (or send a thumbs-up if the answer was right).")
     now = utc_now()
     row = session.scalar(select(Feedback).where(Feedback.prediction_id == prediction.id))
     changed = row is not None

@@ -110,10 +110,19 @@ def test_predict_over_http(server: Server, http: httpx.Client) -> None:
     assert "[EMAIL]" in (logged.text or "") and "jane@" not in (logged.text or "")
 
 
+@pytest.mark.parametrize(("headers", "code"), [
+    ({}, "missing_api_key"), ({"Authorization": "Bearer nope-nope-nope-nope"}, "invalid_api_key")])
+def test_unauthenticated_calls_are_counted_not_logged(server: Server, http: httpx.Client,
+                                                      headers: dict[str, str], code: str) -> None:
+    before = len(settled_rows(server.data_dir))
+    for _ in range(3):
+        error_of(http.post("/api/v1/predict", json={"text": MESSAGE}, headers=headers), 401, code)
+    assert len(settled_rows(server.data_dir)) == before
+    assert (f'support_triage_unauthenticated_requests_total{{code="{code}"}} 3.0'
+            in http.get("/metrics").text)
+
+
 @pytest.mark.parametrize(("kwargs", "status", "code"), [
-    ({"json": {"text": MESSAGE}}, 401, "missing_api_key"),
-    ({"json": {"text": MESSAGE}, "headers": {"Authorization": "Bearer nope-nope-nope-nope"}},
-     401, "invalid_api_key"),
     ({"json": {"text": "  "}, "headers": auth()}, 422, "empty"),
     ({"json": {"text": "x" * 5001}, "headers": auth()}, 422, "too_long"),
     ({"json": {"text": "\x00\x01\x02"}, "headers": auth()}, 422, "binary"),

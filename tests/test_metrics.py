@@ -57,8 +57,10 @@ def test_metrics_count_requests_predictions_latency_and_feedback(
     assert value(found, predictions, source="api", status="ok", model_version="1") == 1
     assert value(found, predictions, source="batch", status="ok", model_version="1") == 1
     assert value(found, predictions, source="batch", status="rejected", model_version="none") == 1
-    # the empty message (service) and the missing key (HTTP layer) are both rejected rows
-    assert value(found, predictions, source="api", status="rejected", model_version="none") == 2
+    # the empty message is a rejected prediction; the missing key is counted on its own
+    assert value(found, predictions, source="api", status="rejected", model_version="none") == 1
+    assert value(found, "support_triage_unauthenticated_requests_total",
+                  code="missing_api_key") == 1
 
     assert value(found, "support_triage_feedback_total", verdict="up") == 1
     assert value(found, "support_triage_http_request_duration_seconds_count",

@@ -5,10 +5,11 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from classifier import registry
 from classifier.service import PredictionService
@@ -16,7 +17,7 @@ from classifier.serving import ModelCache, ModelUnavailableError
 from feedback.db import session_scope
 from feedback.settings import Settings
 from feedback.store import count_rows, get_prediction
-from feedback.tables import ModelArtifact, Prediction
+from feedback.tables import Feedback, ModelArtifact, Prediction
 from tests.conftest import SmallModel, install_model
 
 CATEGORIES = {"account", "billing", "cancellation", "general question", "technical issue"}
@@ -189,3 +190,41 @@ def test_service_is_safe_to_share_between_threads(live_settings: Settings) -> No
     assert len(stored) == 40
     assert {r.request_id for r in stored} == {r.request_id for r in results}
     assert all(r.status == "ok" for r in stored)
+
+
+@pytest.mark.parametrize("round_", range(10))
+def test_the_same_request_rated_twice_at_once(live_settings: Settings, round_: int) -> None:
+    """Two ratings racing for one feedback row: both answer cleanly, one row is left."""
+    service = PredictionService(live_settings)
+    answer = service.predict("My card payment was declined twice today")
+    other = next(label for label in answer.scores if label != answer.label)
+    start = threading.Barrier(2)
+    outcomes: list[object] = []
+
+    def rate(verdict: str, label: str | None) -> None:
+        start.wait()
+        try:
+            outcomes.append(service.rate(answer.request_id, verdict, correct_label=label))
+        except Exception as exc:  # the test reports it below
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=rate, args=args)
+               for args in (("up", None), ("down", other))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert [type(o).__name__ for o in outcomes] == ["FeedbackRecord"] * 2, outcomes
+    assert sorted(o.changed for o in outcomes) == [False, True]  # type: ignore[attr-defined]
+    with session_scope(live_settings) as session:
+        assert session.scalar(select(func.count()).select_from(Feedback)) == 1
+
+
+def test_a_rating_comment_is_redacted(live_sqlite_settings: Settings) -> None:
+    service = PredictionService(live_sqlite_settings)
+    answer = service.predict("Please refund the double charge")
+    record = service.rate(answer.request_id, "up",
+                          comment="call me on +44 20 7946 0958 or jane.doe@example.com")
+    assert record.comment == "call me on [PHONE] or [EMAIL]"
+    with session_scope(live_sqlite_settings) as session:
+        assert session.scalars(select(Feedback.comment)).one() == record.comment

@@ -19,6 +19,7 @@ from feedback.errors import InvalidInputError, NotFoundError, StorageError
 from feedback.settings import Settings
 from feedback.store import (
     MAX_COMMENT_CHARS,
+    CorrectionError,
     PredictionRecord,
     count_rows,
     get_prediction,
@@ -166,6 +167,16 @@ def test_correct_label_must_be_a_category_of_the_model(settings: Settings) -> No
                              r"choose one of account, billing, general question"):
         rate(settings, rec.request_id, "down", correct_label="refunds")
     assert counts(settings)["feedback"] == 0
+
+
+def test_a_correction_must_differ_from_the_answer(settings: Settings) -> None:
+    rec = log(settings)  # answered billing
+    with pytest.raises(CorrectionError, match="already answered 'billing'") as refused:
+        rate(settings, rec.request_id, "down", correct_label="billing")
+    assert refused.value.code == "correction_matches_prediction"
+    assert counts(settings)["feedback"] == 0
+    assert rate(settings, rec.request_id, "down", correct_label="account").correct_label == \
+        "account"
 
 
 @pytest.mark.parametrize("verdict", ["maybe", "UP", "", "thumbs up", "down "])
