@@ -42,7 +42,6 @@ UNFAMILIARITY = ("oov_shift", "confidence_drop", "low_confidence_rise", "nonlett
 PSI_FLOOR = 1e-4  # smoothing for empty buckets, so PSI stays finite
 TERM_SAMPLE = 2000
 TOP_TERMS = 10
-MIN_TERM_COUNT = 5
 
 
 @dataclass(frozen=True)
@@ -74,19 +73,24 @@ def _shares(counts: dict[Any, int], keys: list[Any]) -> list[float]:
     return [counts.get(k, 0) / total for k in keys]
 
 
-def surging_terms(texts: list[str], vocabulary: dict[str, int],
-                  vocabulary_total: int) -> list[tuple[str, int, str]]:
-    """(term, count, "new" or "×ratio") for terms far more frequent than in training."""
-    counts = Counter(w for t in texts for w in tokens(t))
+def surging_terms(texts: list[str], vocabulary: dict[str, int], vocabulary_total: int, *,
+                  min_messages: int) -> list[tuple[str, int, str]]:
+    """(term, messages containing it, "new" or "×ratio") for terms far more frequent than in
+    training. Only terms found in at least `min_messages` different messages are shown, so
+    one customer's name or account number never appears, however often they wrote."""
+    per_message = [tokens(t) for t in texts]
+    counts = Counter(w for words in per_message for w in words)
+    messages = Counter(w for words in per_message for w in set(words))
     total = sum(counts.values()) or 1
     scored = []
     for term, n in counts.items():
-        if n < MIN_TERM_COUNT:
+        if messages[term] < min_messages:
             continue
         reference = vocabulary.get(term, 0) / max(vocabulary_total, 1)
         ratio = (n / total) / max(reference, 1 / max(vocabulary_total, 1))
         if term not in vocabulary or ratio >= 3:
-            scored.append((ratio, term, n, "new" if term not in vocabulary else f"×{ratio:.1f}"))
+            scored.append((ratio, term, messages[term],
+                           "new" if term not in vocabulary else f"×{ratio:.1f}"))
     scored.sort(reverse=True)
     return [(term, n, note) for _, term, n, note in scored[:TOP_TERMS]]
 
@@ -164,5 +168,6 @@ def measure_drift(settings: Settings, window: Window, last_n: int | None = None)
             f"{MIN_SAMPLES} needed"], judged=False)
     status, reasons, metrics = assess(profile, signals, settings.low_confidence)
     return DriftReport(status, version, signals.n, reasons or ["traffic looks like training"],
-                       True, metrics, surging_terms(texts, profile["vocabulary"],
-                                              profile["vocabulary_total"]))
+                       True, metrics, surging_terms(
+                           texts, profile["vocabulary"], profile["vocabulary_total"],
+                           min_messages=settings.drift_term_min_messages))

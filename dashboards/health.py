@@ -19,7 +19,7 @@ VERSION_COLUMNS = ["version", "requests", "rejected / failed", "thumbs-up rate",
                    "latency p95 (ms)", "mean confidence"]
 FLAGGED_COLUMNS = ["when (UTC)", "version", "predicted", "confidence", "rating",
                    "correct category", "message (redacted)"]
-TERM_COLUMNS = ["term", "count", "vs training"]
+TERM_COLUMNS = ["term", "messages", "vs training"]
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import pytest
 from classifier.profile import LENGTH_EDGES, build_profile, length_bucket, message_signals
 from classifier.service import PredictionService
 from dashboards.alerts import evaluate_alerts
-from dashboards.drift import DRIFT, OK, measure_drift, psi
+from dashboards.drift import DRIFT, OK, measure_drift, psi, surging_terms
 from dashboards.queries import make_window
 from feedback.settings import Settings
 from tests.conftest import ROOT, make_settings
@@ -85,3 +85,16 @@ def test_psi_and_signals() -> None:
                             [0.9], ["account", "billing"], 0.5)
     assert profile["label_shares"] == {"account": 1.0, "billing": 0.0}
     assert sum(profile["length_shares"]) == pytest.approx(1.0)
+
+
+def test_surging_terms_need_several_different_messages() -> None:
+    """A name one customer repeats, however often, never shows; a term k messages share does."""
+    vocabulary, total = {"card": 50, "refund": 30}, 1000
+    texts = ["Ozymandias Ozymandias Ozymandias wants a refund"] * 1  # one message, 3 times
+    texts += [f"message {i} about the wombat card" for i in range(4)]
+    shown = {t for t, _, _ in surging_terms(texts, vocabulary, total, min_messages=5)}
+    assert "ozymandias" not in shown and "wombat" not in shown
+    texts.append("one more wombat question")
+    terms = {t: (n, note) for t, n, note in
+             surging_terms(texts, vocabulary, total, min_messages=5)}
+    assert terms["wombat"] == (5, "new") and "ozymandias" not in terms
