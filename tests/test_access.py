@@ -7,8 +7,12 @@ with a known request id in every text input, against a server with roles configu
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import hashlib
+import json
 import shutil
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -16,6 +20,7 @@ from typing import Any
 
 import gradio as gr
 import httpx
+import itsdangerous
 import pytest
 from conftest import Server, SmallModel, add_account, install_model, start_server, stop_server
 from gradio_queue import Outcome, call_fn, dependencies
@@ -386,3 +391,54 @@ def test_ui_rate_limit_per_client(trained_data_dir: Path, tmp_path: Path) -> Non
     assert [o.output.get("status") for o in outcomes[3:]] == [429, 429]
     assert "Too many requests" in outcomes[3].text
     assert "support_triage_ui_rate_limited_requests_total 2.0" in metrics
+
+
+# --- Sign in with Hugging Face on a Space ---------------------------------------------------
+
+OAUTH_SECRET = "oauth-client-secret-for-tests"
+
+
+def hugging_face_session_cookie(username: str) -> dict[str, str]:
+    """The cookie Gradio's OAuth callback leaves after a Hugging Face sign-in (a Starlette
+    session signed with the Space's OAuth secret, as gradio.oauth configures it)."""
+    signer = itsdangerous.TimestampSigner(
+        hashlib.sha256((OAUTH_SECRET + "-v4").encode()).hexdigest())
+    session = {"oauth_info": {"userinfo": {"preferred_username": username, "name": username},
+                              "access_token": "hf_test", "expires_at": time.time() + 3600}}
+    data = base64.b64encode(json.dumps(session).encode())
+    return {"session": signer.sign(data).decode()}
+
+
+def test_hugging_face_sign_in_on_a_space(trained_data_dir: Path, tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    shutil.copytree(trained_data_dir, data_dir)
+    server = start_server(data_dir, tmp_path / "server.log", extra_env={
+        "SYSTEM": "spaces", "SPACE_ID": "team/triage", "OAUTH_CLIENT_ID": "client-id",
+        "OAUTH_CLIENT_SECRET": OAUTH_SECRET, "OAUTH_SCOPES": "openid profile",
+        "OPENID_PROVIDER_URL": "http://127.0.0.1:9", "ADMIN_USERS": "alice",
+        "REVIEWER_USERS": "bob, carol", "UI_RATE_LIMIT_PER_MINUTE": "0"})
+    try:
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            deps, components = dependencies(client)
+            assert any("Sign in with Hugging Face" in str(c.get("props", {}).get("value"))
+                       for c in components.values())  # Gradio's LoginButton
+            on_load = next(d for d in deps if d["api_name"] == "on_load")
+            queue = next(d for d in deps if d["api_name"] == "load_queue")
+            retrain = button_handler(deps, components, "Retrain now")
+            seen = {}
+            for who in ("alice", "bob", "mallory", None):
+                client.cookies.clear()
+                if who:
+                    client.cookies.update(hugging_face_session_cookie(who))
+                seen[who] = (call_fn(client, on_load["id"], []).text,
+                             call_fn(client, queue["id"],
+                                     sweep_inputs(queue, components, "x")).text,
+                             call_fn(client, retrain["id"], []).text)
+    finally:
+        stop_server(server)
+    assert "Signed in as **alice** (admin)" in seen["alice"][0]
+    assert "Signed in as **bob** (reviewer)" in seen["bob"][0]
+    assert "message(s) shown" in seen["bob"][1] and "need the admin role" in seen["bob"][2]
+    assert "Signed in as **mallory** (agent)" in seen["mallory"][0]
+    assert "message(s) shown" not in seen["mallory"][1]
+    assert "Not signed in" in seen[None][0] and "message(s) shown" not in seen[None][1]
