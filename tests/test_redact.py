@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import re
+import sys
+from collections import Counter
 
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from classifier.service import PredictionService
 from classifier.validation import RejectedInputError
 from feedback.db import session_scope
-from feedback.redact import iban_valid, luhn_valid, redact
+from feedback.redact import _SHADOW, DECIMAL_PLANES_END, iban_valid, luhn_valid, redact
 from feedback.settings import Settings
 from feedback.tables import Prediction
+from tests.pii_support import leaks, load_corpus
+
+TAGS = {"email": "[EMAIL]", "phone": "[PHONE]", "card": "[CARD]", "iban": "[IBAN]"}
 
 # Each case: (PII value, placeholder it must become). They are embedded in sentences that
 # contain no digits, so after redaction not one digit of the value may remain.
@@ -112,10 +119,8 @@ def _assert_redacted(value: str, tag: str, template: str) -> None:
     out = redact(message)
     assert value not in out
     assert tag in out, f"{message!r} became {out!r}"
-    if not template.startswith("("):
-        # The words around the value stay exactly as they were. (Inside brackets the
-        # phone pattern may take the opening bracket with it, which is harmless.)
-        assert out == template.format(tag), f"{message!r} became {out!r}"
+    # The words and brackets around the value stay exactly as they were.
+    assert out == template.format(tag), f"{message!r} became {out!r}"
     if tag == "[EMAIL]":
         # No piece of the address (name, surname, domain) may survive either.
         pieces = [p for p in re.split(r"[.@'+%_-]", value) if len(p) >= 4]
@@ -271,3 +276,146 @@ def test_no_pii_is_stored_in_the_prediction_log(live_settings: Settings) -> None
         texts = sorted(row.text for row in rows if row.status == "ok")
     assert texts == sorted(redact(m) for m in STORED_PII)
     assert all(tag in " ".join(texts) for tag in ("[CARD]", "[EMAIL]", "[IBAN]", "[PHONE]"))
+
+
+# --- the real-world corpus (tests/data/pii_corpus.json, helpers in tests/pii_support.py) ---
+
+CORPUS = load_corpus()
+PII_ENTRIES = CORPUS["pii"]
+NEAR_MISSES = [entry["text"] for entry in CORPUS["near_misses"]]
+
+# Where a value appears in a message. Their words share no 4-letter piece with any corpus
+# value, so leaks() only finds what is left of the value itself.
+TEMPLATES = [
+    "{} is what I gave you",  # start
+    "Hi, please use {} for the refund.",  # middle
+    "my details are {}",  # end
+    "please reply ({}) today",  # in brackets
+    "write to: {}",  # after a colon
+    "Is this right? {}. Regards",  # before a full stop
+]
+# Labels typed without a space: the label stays, the value goes.
+GLUED = {"phone": ["tel{}", "tel:{}"], "iban": ["IBAN{}", "IBAN:{}"], "email": ["mailto:{}"]}
+
+
+def _corpus_cases() -> list[tuple[dict[str, str], str, str]]:
+    """(entry, message, expected redaction) for every corpus value and template."""
+    cases = []
+    for entry in PII_ENTRIES:
+        redacted = entry.get("redacted", entry["tag"])
+        templates = list(TEMPLATES)
+        if "redacted" not in entry and not entry["value"].lower().startswith("mailto"):
+            templates += GLUED.get(entry["kind"], [])
+        for template in templates:
+            expected = template.format(redacted)
+            if template == "mailto:{}":
+                expected = redacted  # the scheme is part of the address
+            cases.append((entry, template.format(entry["value"]), expected))
+    return cases
+
+
+CORPUS_CASES = _corpus_cases()
+
+
+def test_corpus_is_large_and_checksummed() -> None:
+    kinds = Counter(entry["kind"] for entry in PII_ENTRIES)
+    assert len(PII_ENTRIES) >= 120 and len(NEAR_MISSES) >= 40
+    assert set(kinds) == {"email", "phone", "card", "iban"} and min(kinds.values()) >= 20
+    for entry in PII_ENTRIES:
+        assert entry["tag"] == TAGS[entry["kind"]] and entry["note"]
+        if entry["kind"] == "card":
+            assert luhn_valid(entry["value"]), entry
+        if entry["kind"] == "iban":
+            label = re.match(r"(?i)iban:?", entry["value"])
+            assert iban_valid(entry["value"][label.end() if label else 0:]), entry
+
+
+@pytest.mark.parametrize(("entry", "message", "expected"), CORPUS_CASES,
+                         ids=[f"{e['kind']}:{m}" for e, m, _ in CORPUS_CASES])
+def test_corpus_values_are_redacted_in_sentences(entry: dict[str, str], message: str,
+                                                  expected: str) -> None:
+    out = redact(message)
+    assert out == expected, f"{message!r} became {out!r}"
+    assert leaks(entry["value"], entry["kind"], out) == []
+
+
+@pytest.mark.parametrize("text", NEAR_MISSES)
+def test_corpus_near_misses_are_left_alone(text: str) -> None:
+    assert redact(text) == text
+
+
+@pytest.mark.parametrize("text", [m for _, m, _ in CORPUS_CASES] + NEAR_MISSES)
+def test_corpus_redaction_is_idempotent(text: str) -> None:
+    once = redact(text)
+    assert redact(once) == once
+
+
+@pytest.mark.parametrize(("message", "expected"), [
+    # A value glued to the one before it only has a word boundary once that one is gone.
+    ("+49 30 12345678BR97 0036 0305 0000 1000 9795 493P 1", "[PHONE][IBAN]"),
+    ("john.doe@example.com+anna@example.org", "[EMAIL][EMAIL]"),
+    ("4111 1111 1111 1111+44 20 7946 0958", "[CARD][PHONE]"),
+    # Too many digits for one phone: the parts between spaced separators are phones.
+    ("07700 900123 / 07700 900456", "[PHONE] / [PHONE]"),
+    # A card inside a longer run of digit groups (expiry date after it).
+    ("card 4111 1111 1111 1111 12/25", "card [CARD] 12/25"),
+    # An IBAN run into the words after it, which happen to pass mod-97 as well.
+    ("NL91 ABNA 0417 1643 00 is what I gave you", "[IBAN] is what I gave you"),
+])
+def test_runs_of_several_values(message: str, expected: str) -> None:
+    assert redact(message) == expected
+
+
+def test_leaks_finds_what_survived() -> None:
+    assert leaks("+44 20 7946 0958", "phone", "call [PHONE] or 7946-0958") == [
+        "0958", "4609", "6095", "7946", "9460"]
+    assert leaks("٠١٠٢٣٤٥٦٧٨٩", "phone", "call 0102 or [PHONE]") == ["0102"]
+    assert leaks("john.doe@mail.example.com", "email", "[EMAIL] (JOHN)") == ["john"]
+    assert leaks("john.doe@mail.example.com", "email", "write to [EMAIL]") == []
+    assert leaks("GB82 WEST 1234 5698 7654 32", "iban", "IBAN[IBAN] west") == ["WEST"]
+    assert leaks("IBANDE89370400440532013000", "iban", "IBAN[IBAN]") == []
+
+
+# --- properties on arbitrary text ---------------------------------------------------------
+
+# Pieces that exercise every branch: digits of several scripts, the separators and spaces the
+# shadow maps, at-sign look-alikes, obfuscations, labels, currencies and brackets.
+FRAGMENTS = [
+    *"0123456789", "٣", "۷", "९", "５", "+", "(", ")", " ", "  ", "\u00a0", "\u202f", "\u2009",
+    "\u200b", "-", "–", ".", "/", ":", "_", ",", "@", "＠", "﹫", "[at]", "(dot)", " dot ", "at",
+    "\"", "mailto:", "tel", "mob", "IBAN", "DE89", "GB82", "WEST", "€", "EUR", " kr", "x", "com",
+    "ab", "é", "\u0301", "用户", "4111 1111 1111 1111", "3704 0044 0532 0130 00",
+    "+44 20 7946 0958", "[PHONE]", "[CARD]", "\n",
+]
+arbitrary_text = st.lists(st.one_of(st.sampled_from(FRAGMENTS), st.text(max_size=4)),
+                          max_size=30).map("".join)
+AT_LIKE = re.compile(r"[@＠﹫]|[\[({<（［｛＜][\s\u200b\u2060\ufeff]*[aａ][tｔ]", re.IGNORECASE)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(arbitrary_text)
+def test_redact_never_raises_and_is_idempotent(text: str) -> None:
+    once = redact(text)
+    assert redact(once) == once
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from([f for f in FRAGMENTS if not any(
+    ch.isdecimal() for ch in f)]), st.text(max_size=4)), max_size=30).map("".join))
+def test_text_without_digits_or_at_signs_is_unchanged(text: str) -> None:
+    """The fast path: no decimal digit of any script and nothing at-sign-like (which
+    includes a bracketed "at", the start of "john [at] example [dot] com")."""
+    assume(not any(ch.isdecimal() for ch in text) and not AT_LIKE.search(text))
+    assert redact(text) == text
+
+
+def test_every_decimal_digit_is_in_the_scanned_planes() -> None:
+    """The shadow table scans planes 0-1 only; this Python's Unicode data must agree."""
+    assert not [cp for cp in range(DECIMAL_PLANES_END, sys.maxunicode + 1)
+                if chr(cp).isdecimal()]
+
+
+def test_shadow_keeps_every_offset() -> None:
+    """Spans found in the shadow are cut from the original: one character for one."""
+    sample = "".join(chr(cp) for cp in range(0x20, 0x3100)) + "\U0001d7ce\U0001fbf9"
+    assert len(sample.translate(_SHADOW)) == len(sample)
