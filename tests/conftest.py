@@ -206,13 +206,14 @@ def stop_server(server: Server) -> None:
         server.process.kill()
 
 
-def add_account(data_dir: Path, name: str, role: str, password: str) -> None:
+def add_account(data_dir: Path, name: str, role: str, password: str,
+                database_url: str = "") -> None:
     """Create a local account the way an operator does: `python -m classifier users add`."""
     env = {k: v for k, v in os.environ.items() if k not in ENV_SETTINGS}
+    env.update({"DATA_DIR": str(data_dir), "DATABASE_URL": database_url})
     done = subprocess.run([sys.executable, "-m", "classifier", "users", "add", name, "--role",
                            role, "--password-stdin"], cwd=ROOT, input=password + "\n",
-                          env={**env, "DATA_DIR": str(data_dir)}, capture_output=True,
-                          text=True, timeout=60)
+                          env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
 
 
