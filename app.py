@@ -9,10 +9,12 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from types import FrameType
 
 import gradio as gr
 import uvicorn
 from fastapi import FastAPI
+from gradio.routes import App as GradioApp
 
 from api.auth import ApiKeyring
 from api.errors import install_error_handlers
@@ -100,7 +102,25 @@ def main() -> None:
     AlertLoop(settings, probe=startup.health).start()
     AutoPromoteLoop(settings).start()
     log.info("Support Triage on http://%s:%d", settings.server_name, settings.server_port)
-    uvicorn.run(app, host=settings.server_name, port=settings.server_port, log_level="warning")
+    config = uvicorn.Config(app, host=settings.server_name, port=settings.server_port,
+                            log_level="warning",
+                            timeout_graceful_shutdown=int(SHUTDOWN_FLUSH_SECONDS))
+    AppServer(config, gradio_app=next(r.app for r in app.routes
+                                      if isinstance(getattr(r, "app", None), GradioApp))).run()
+
+
+class AppServer(uvicorn.Server):
+    """uvicorn that, on SIGTERM, first ends Gradio's session heartbeat streams, as Gradio's
+    own launch() does: otherwise shutdown waits for every open page (and a gradio_client) to
+    drop its heartbeat connection."""
+
+    def __init__(self, config: uvicorn.Config, *, gradio_app: GradioApp) -> None:
+        super().__init__(config)
+        self.gradio_app = gradio_app
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.gradio_app.stop_event.set()
+        super().handle_exit(sig, frame)
 
 
 if __name__ == "__main__":

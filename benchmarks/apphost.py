@@ -66,9 +66,11 @@ def running(command: list[str], env_extra: dict[str, str], health_url: str, log_
 @contextmanager
 def running_app(data_dir: Path, log_path: Path, timeout: float = 240,
                 env_extra: dict[str, str] | None = None) -> Iterator[str]:
-    """`python app.py` on a free port over `data_dir`; yields its URL once healthy."""
+    """`python app.py` on a free port over `data_dir`; yields its URL once healthy. The web
+    UI's per-client rate limit is off: a benchmark is one client sending on purpose."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {"DATA_DIR": str(data_dir), "GRADIO_SERVER_PORT": str(port), **(env_extra or {})}
+    env = {"DATA_DIR": str(data_dir), "GRADIO_SERVER_PORT": str(port),
+           "UI_RATE_LIMIT_PER_MINUTE": "0", **(env_extra or {})}
     with running([sys.executable, "app.py"], env, f"{url}/api/v1/health", log_path, timeout):
         yield url

@@ -39,7 +39,7 @@ def test_promote_and_rollback_from_another_process(postgres_settings: Settings,
     install_model(postgres_settings, small_model, promote=False)
     server = start_server(tmp_path / "data", tmp_path / "server.log", extra_env={
         "DATABASE_URL": postgres_settings.effective_database_url,
-        "MODEL_POLL_SECONDS": str(POLL_SECONDS)})
+        "MODEL_POLL_SECONDS": str(POLL_SECONDS), "UI_RATE_LIMIT_PER_MINUTE": "0"})
     answers: list[tuple[float, int]] = []
     failures: list[str] = []
     stop = threading.Event()
