@@ -25,6 +25,7 @@ from feedback.errors import (
     StorageError,
     SupportTriageError,
 )
+from feedback.storage_health import RETRY_AFTER_S
 
 if TYPE_CHECKING:
     from api.rejections import RejectionLog
@@ -34,8 +35,6 @@ log = logging.getLogger(__name__)
 API_PREFIX = "/api/v1"
 MAX_MESSAGE_CHARS = 300  # error messages never echo large inputs back
 MAX_LOCATION_CHARS = 40
-# Seconds a client should wait before retrying after a 503.
-RETRY_AFTER_UNAVAILABLE = 5
 HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
               405: "method_not_allowed", 413: "body_too_large", 415: "unsupported_media_type",
               422: "invalid_request", 429: "rate_limited"}
@@ -135,7 +134,7 @@ def install_error_handlers(app: FastAPI, rejections: RejectionLog) -> None:
         status = next((s for cls, s in DOMAIN_STATUS if isinstance(exc, cls)), 500)
         if isinstance(exc, NotAuthorizedError):  # a wrong admin token is a refused request
             return await refuse(request, status, error_code(exc), str(exc))
-        headers = {"Retry-After": str(RETRY_AFTER_UNAVAILABLE)} if status == 503 else None
+        headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None
         if status >= 500:
             log.error("%s %s failed: %s", request.method, request.url.path, exc)
         return error_response(status, error_code(exc), str(exc), headers)

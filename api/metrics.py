@@ -8,18 +8,21 @@ version (UI, API and batch alike); feedback by verdict; latency histograms.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 from fastapi import APIRouter
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 
+from classifier.background import BackgroundWork
 from classifier.service import PredictionResult, PredictionService
 from classifier.serving import ModelCache
 from classifier.validation import RejectedInputError
 from feedback.errors import SupportTriageError
 from feedback.log_writer import PredictionLogWriter
 from feedback.settings import Settings
+from feedback.storage_health import StorageMonitor, StorageUnavailableError
 from feedback.store import FeedbackRecord
 
 # Seconds; the model answers in about 1-10 ms, so the resolution sits there.
@@ -56,8 +59,41 @@ class ApiMetrics:
             "support_triage_ui_rate_limited_requests",
             "Web UI calls refused by the per-client rate limit", registry=self.registry)
         self.log_queue = Gauge("support_triage_log_queue_rows",
-                               "Prediction rows waiting for the background log writer",
+                               "Prediction rows handed to the log writer, not committed yet",
                                registry=self.registry)
+        self.storage_up = Gauge("support_triage_storage_up",
+                                "1 while this process can reach the database, else 0",
+                                registry=self.registry)
+        self.storage_outages = Gauge(
+            "support_triage_storage_outages", "Database outages this process has seen",
+            registry=self.registry)
+        self.storage_refused = Counter(
+            "support_triage_storage_refused_requests",
+            "Requests answered 503 because the database was unavailable",
+            registry=self.registry)
+        self.loop_runs = Gauge("support_triage_background_loop_runs",
+                               "Successful rounds of each background loop", ["loop"],
+                               registry=self.registry)
+        self.loop_failures = Gauge("support_triage_background_loop_failures",
+                                   "Failed rounds of each background loop", ["loop"],
+                                   registry=self.registry)
+        self.loop_last_success = Gauge(
+            "support_triage_background_loop_last_success_timestamp_seconds",
+            "When each background loop last finished a round (0: never)", ["loop"],
+            registry=self.registry)
+
+    def watch(self, *, log_writer: PredictionLogWriter, monitor: StorageMonitor,
+              work: BackgroundWork) -> None:
+        """Read the live figures of the writer, the storage monitor and the loops at each
+        scrape (no bookkeeping on the request path)."""
+        self.log_queue.set_function(lambda: log_writer.pending)
+        self.storage_up.set_function(lambda: 1.0 if monitor.up else 0.0)
+        self.storage_outages.set_function(lambda: monitor.outages)
+        for loop in work.loops:
+            self.loop_runs.labels(loop.name).set_function(lambda loop=loop: loop.runs)
+            self.loop_failures.labels(loop.name).set_function(lambda loop=loop: loop.failures)
+            self.loop_last_success.labels(loop.name).set_function(
+                lambda loop=loop: loop.last_success.timestamp() if loop.last_success else 0.0)
 
     def count_prediction(self, source: str, status: str, version: int | None) -> None:
         self.predictions.labels(source, status, "none" if version is None else str(version)).inc()
@@ -77,23 +113,29 @@ class MeteredService(PredictionService):
                  metrics: ApiMetrics, log_writer: PredictionLogWriter | None = None) -> None:
         super().__init__(settings, models, log_writer)
         self.metrics = metrics
-        if log_writer is not None:
-            metrics.log_queue.set_function(lambda: log_writer.pending)
 
-    def predict(self, text: object, *, source: str = "ui") -> PredictionResult:
+    def predict_many(self, texts: Sequence[object], *,
+                     source: str) -> list[PredictionResult | SupportTriageError]:
         start = time.perf_counter()
         try:
-            result = super().predict(text, source=source)
-        except RejectedInputError:
-            self.metrics.count_prediction(source, "rejected", None)
-            raise
-        except SupportTriageError:
-            self.metrics.count_prediction(source, "error", None)
+            outcomes = super().predict_many(texts, source=source)
+        except SupportTriageError as exc:  # the log could not be written: nothing answered
+            if isinstance(exc, StorageUnavailableError):
+                self.metrics.storage_refused.inc()
+            for _ in texts:
+                self.metrics.count_prediction(source, "error", None)
             raise
         finally:
-            self.metrics.prediction_latency.labels(source).observe(time.perf_counter() - start)
-        self.metrics.count_prediction(source, "ok", result.model_version)
-        return result
+            per_message = (time.perf_counter() - start) / max(len(texts), 1)
+            for _ in texts:
+                self.metrics.prediction_latency.labels(source).observe(per_message)
+        for outcome in outcomes:
+            if isinstance(outcome, PredictionResult):
+                self.metrics.count_prediction(source, "ok", outcome.model_version)
+            else:
+                status = "rejected" if isinstance(outcome, RejectedInputError) else "error"
+                self.metrics.count_prediction(source, status, None)
+        return outcomes
 
     def rate(self, request_id: str, verdict: str, *, correct_label: str | None = None,
              comment: str | None = None) -> FeedbackRecord:

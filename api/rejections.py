@@ -35,8 +35,8 @@ class RejectionLog:
         reason = f"{code}: {method} {path[:80]}: {message}"
         try:
             if self._log_writer is not None:
-                self._log_writer.submit(rejection_record(request_id=request_id, source="api",
-                                                         reason=reason))
+                self._log_writer.write([rejection_record(request_id=request_id, source="api",
+                                                         reason=reason)])
             else:
                 with session_scope(self._settings) as session:
                     log_rejection(session=session, request_id=request_id, source="api",

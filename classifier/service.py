@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from classifier.profile import message_signals
@@ -19,7 +20,13 @@ from feedback.errors import ConflictError, SupportTriageError
 from feedback.log_writer import PredictionLogWriter
 from feedback.redact import redact
 from feedback.settings import Settings
-from feedback.store import FeedbackRecord, PredictionRecord, log_prediction, record_feedback
+from feedback.store import (
+    MAX_REASON_CHARS,
+    FeedbackRecord,
+    PredictionRecord,
+    log_predictions,
+    record_feedback,
+)
 from feedback.tables import utc_now
 
 log = logging.getLogger(__name__)
@@ -30,6 +37,29 @@ RATE_ATTEMPTS = 2
 
 class PredictionError(SupportTriageError):
     """The model failed on an accepted message."""
+
+
+@dataclass
+class _Request:
+    """One message on its way through predict_many."""
+
+    request_id: str
+    start: float
+    chars: int
+    model: LoadedModel | None = None
+    stored: str | None = None  # the validated, redacted text the model sees
+    record: PredictionRecord | None = None
+    outcome: PredictionResult | SupportTriageError | None = None
+
+    def fail(self, error: SupportTriageError, source: str, status: str, reason: str,
+             version: int | None) -> _Request:
+        self.outcome = error
+        self.record = PredictionRecord(
+            request_id=self.request_id, created_at=utc_now(), source=source, status=status,
+            reason=reason[:MAX_REASON_CHARS], text=self.stored, text_chars=self.chars,
+            label=None, confidence=None, scores=None, model_version=version,
+            latency_ms=round((time.perf_counter() - self.start) * 1000, 3))
+        return self
 
 
 @dataclass(frozen=True)
@@ -50,59 +80,101 @@ class PredictionService:
                  log_writer: PredictionLogWriter | None = None) -> None:
         self.settings = settings
         self.models = models or ModelCache(settings)
-        # None: each row is written in its own transaction before predict() returns.
+        # None: each call's rows are written in their own transaction (the CLI, tests).
         self.log_writer = log_writer
 
     def current_model(self) -> LoadedModel:
         return self.models.current()
 
     def predict(self, text: object, *, source: str = "ui") -> PredictionResult:
-        """Classify one message and log it.
+        """Classify one message and log it; the row is committed before this returns.
 
         Raises RejectedInputError (logged as rejected), ModelUnavailableError or PredictionError
         (logged as error), or StorageError when the log cannot be written.
         """
-        request_id = uuid.uuid4().hex
-        start = time.perf_counter()
-        chars = len(text) if isinstance(text, str) else 0
+        [outcome] = self.predict_many([text], source=source)
+        if isinstance(outcome, SupportTriageError):
+            raise outcome
+        return outcome
+
+    def predict_many(self, texts: Sequence[object], *,
+                     source: str) -> list[PredictionResult | SupportTriageError]:
+        """Classify several messages with one model call per answering version and log them
+        in one commit. Each outcome is the message's result or its error (its row is logged
+        too); a batch's latency_ms is its time per message. Raises StorageError when the log
+        cannot be written: then no answer counts.
+        """
+        requests = [self._admit(text, source) for text in texts]
+        by_version: dict[int, list[_Request]] = {}
+        for r in requests:
+            if r.model is not None and r.outcome is None:
+                by_version.setdefault(r.model.version, []).append(r)
+        for group in by_version.values():
+            self._answer(group, source)
+        records = [r.record for r in requests if r.record is not None]
+        if self.log_writer is None:
+            with session_scope(self.settings) as session:
+                log_predictions(session=session, records=records)
+        else:
+            self.log_writer.write(records)
+        return [r.outcome for r in requests if r.outcome is not None]
+
+    def _admit(self, text: object, source: str) -> _Request:
+        """Route and validate one message; a refused one gets its row and error here."""
+        r = _Request(uuid.uuid4().hex, time.perf_counter(),
+                     len(text) if isinstance(text, str) else 0)
         try:
-            model: LoadedModel | None = self.models.choose(request_id)
-            unavailable = ""
+            r.model = self.models.choose(r.request_id)
         except ModelUnavailableError as exc:
-            model, unavailable = None, str(exc)
-        version = model.version if model else None
+            unavailable = exc
         try:
             clean = validate_text(text, max_chars=self.settings.max_text_chars)
         except RejectedInputError as exc:
-            self._log_failure(request_id, source, "rejected", f"{exc.code}: {exc}", chars,
-                              start, version)
-            raise
-        stored = redact(clean) if self.settings.redact_pii else clean
-        if model is None:
-            self._log_failure(request_id, source, "error", unavailable, chars, start, None,
-                              stored)
-            raise ModelUnavailableError(unavailable)
+            version = r.model.version if r.model else None
+            return r.fail(exc, source, "rejected", f"{exc.code}: {exc}", version)
+        r.stored = redact(clean) if self.settings.redact_pii else clean
+        if r.model is None:
+            return r.fail(unavailable, source, "error", str(unavailable), None)
+        return r
+
+    def _answer(self, group: list[_Request], source: str) -> None:
+        """One predict_proba for messages answered by the same version; a model that fails
+        on the group is retried message by message, so only the culprit fails."""
+        model = group[0].model
+        assert model is not None
+        start = time.perf_counter()
         try:
-            proba = model.pipeline.predict_proba([stored])[0]
+            probabilities = model.pipeline.predict_proba([r.stored for r in group])
         except Exception as exc:  # a model bug must not take the service down
-            log.exception("prediction failed for request %s", request_id)
-            self._log_failure(request_id, source, "error", f"model failed: {type(exc).__name__}",
-                              chars, start, version, stored)
-            raise PredictionError(f"The model could not classify this message (request "
-                                  f"{request_id}); it has been logged.") from exc
-        pairs = zip(model.pipeline.classes_, proba, strict=True)
-        scores = {str(c): round(float(p), 6) for c, p in pairs}
-        scores = dict(sorted(scores.items(), key=lambda kv: kv[1], reverse=True))
-        label, confidence = next(iter(scores.items()))
-        latency_ms = round((time.perf_counter() - start) * 1000, 3)
-        signals = (message_signals(stored, model.vocabulary)
-                   if model.vocabulary is not None else {})
-        self._log(PredictionRecord(
-            request_id=request_id, created_at=utc_now(), source=source, status="ok",
-            reason=None, text=stored, text_chars=chars, label=label, confidence=confidence,
-            scores=scores, model_version=model.version, latency_ms=latency_ms, **signals))
-        return PredictionResult(request_id, label, confidence, scores, model.version,
-                                latency_ms, confidence < self.settings.low_confidence)
+            if len(group) > 1:
+                for r in group:
+                    self._answer([r], source)
+                return
+            r = group[0]
+            log.exception("prediction failed for request %s", r.request_id)
+            r.fail(PredictionError(f"The model could not classify this message (request "
+                                   f"{r.request_id}); it has been logged."), source, "error",
+                   f"model failed: {type(exc).__name__}", model.version)
+            return
+        # One message: its own time; a batch: its share of the batch.
+        share = (time.perf_counter() - start) / len(group) if len(group) > 1 else None
+        classes = [str(c) for c in model.pipeline.classes_]
+        for r, proba in zip(group, probabilities, strict=True):
+            scores = dict(sorted(((c, round(float(p), 6)) for c, p in zip(
+                classes, proba, strict=True)), key=lambda kv: kv[1], reverse=True))
+            label, confidence = next(iter(scores.items()))
+            seconds = share if share is not None else time.perf_counter() - r.start
+            latency_ms = round(seconds * 1000, 3)
+            stored = r.stored or ""
+            signals = (message_signals(stored, model.vocabulary)
+                       if model.vocabulary is not None else {})
+            r.record = PredictionRecord(
+                request_id=r.request_id, created_at=utc_now(), source=source, status="ok",
+                reason=None, text=stored, text_chars=r.chars, label=label,
+                confidence=confidence, scores=scores, model_version=model.version,
+                latency_ms=latency_ms, **signals)
+            r.outcome = PredictionResult(r.request_id, label, confidence, scores, model.version,
+                                         latency_ms, confidence < self.settings.low_confidence)
 
     def rate(self, request_id: str, verdict: str, *, correct_label: str | None = None,
              comment: str | None = None) -> FeedbackRecord:
@@ -111,8 +183,6 @@ class PredictionService:
         The comment is redacted like a message. Two ratings of one request at the same moment
         both succeed: the one that loses the race on the unique row retries and updates it.
         """
-        if self.log_writer is not None:  # the rated prediction's row may still be queued
-            self.log_writer.flush(timeout=self.settings.db_busy_timeout_s)
         if comment and self.settings.redact_pii:
             comment = redact(comment)
         attempts_left = RATE_ATTEMPTS
@@ -126,21 +196,3 @@ class PredictionService:
             except ConflictError:
                 if not attempts_left:
                     raise
-
-    def _log_failure(self, request_id: str, source: str, status: str, reason: str, chars: int,
-                     start: float, version: int | None, text: str | None = None) -> None:
-        latency_ms = round((time.perf_counter() - start) * 1000, 3)
-        self._log(PredictionRecord(
-            request_id=request_id, created_at=utc_now(), source=source, status=status,
-            reason=reason[:300], text=text, text_chars=chars, label=None, confidence=None,
-            scores=None, model_version=version, latency_ms=latency_ms))
-
-    def _log(self, record: PredictionRecord) -> None:
-        if self.log_writer is None:
-            with session_scope(self.settings) as session:
-                log_prediction(session=session, record=record)
-            return
-        # Rows from the UI wait for their commit: a person is told when the log is down, and
-        # other processes reading the log see the row at once. API and batch rows are written
-        # in batches off the request path (flushed at shutdown, never dropped).
-        self.log_writer.submit(record, wait=record.source == "ui")

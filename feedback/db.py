@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event, insert, inspect, select
+from sqlalchemy import Engine, create_engine, event, insert, inspect, make_url, select
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -23,6 +23,16 @@ from feedback.tables import Base, Deployment, utc_now
 
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
+# Every PostgreSQL call is bounded, so a stalled database answers with an error within
+# seconds instead of hanging the request (SQLite waits at most DB_BUSY_TIMEOUT for a lock).
+CONNECT_TIMEOUT_S = 2
+# A peer that vanished (a blackholed network) fails the query once the kernel gives up on
+# unacknowledged packets, instead of leaving it waiting for ever.
+TCP_USER_TIMEOUT_MS = 3000
+KEEPALIVE = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 3,
+             "keepalives_count": 3}
+LOCK_TIMEOUT_MS = 2000  # a held row or table lock (a migration, a long admin query)
+POOL_TIMEOUT_S = 2  # every pooled connection busy: refuse rather than queue for ever
 
 
 def _configure_sqlite(engine: Engine, busy_timeout_s: float) -> None:
@@ -97,7 +107,9 @@ def get_engine(settings: Settings | None = None) -> Engine:
             engine = create_engine(url, connect_args={"timeout": settings.db_busy_timeout_s})
             _configure_sqlite(engine, settings.db_busy_timeout_s)
         else:
-            engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+            engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10,
+                                   pool_timeout=POOL_TIMEOUT_S,
+                                   connect_args=postgres_timeouts(url, settings))
         try:
             _create_schema(engine)
         except StorageError:
@@ -108,6 +120,19 @@ def get_engine(settings: Settings | None = None) -> Engine:
             raise StorageError(f"Cannot open the database: {describe_db_error(exc)}") from exc
         _engines[key] = engine
         return engine
+
+
+def postgres_timeouts(url: str, settings: Settings) -> dict[str, object]:
+    """libpq connection parameters bounding connect, network stalls, statements and locks;
+    any `options` already in the URL (a search_path, say) are kept."""
+    existing = make_url(url).query.get("options", "")
+    if isinstance(existing, tuple):
+        existing = " ".join(existing)
+    statement_ms = int(settings.db_statement_timeout_s * 1000)
+    options = (f"{existing} -c statement_timeout={statement_ms} "
+               f"-c lock_timeout={LOCK_TIMEOUT_MS}").strip()
+    return {"connect_timeout": CONNECT_TIMEOUT_S, "tcp_user_timeout": TCP_USER_TIMEOUT_MS,
+            "options": options, **KEEPALIVE}
 
 
 def dispose_engines() -> None:

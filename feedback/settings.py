@@ -82,6 +82,8 @@ class Settings:
     db_busy_timeout_s: float = field(
         metadata=_help("How long SQLite waits for a lock before giving up", "DB_BUSY_TIMEOUT")
     )
+    db_statement_timeout_s: float = field(metadata=_help(
+        "PostgreSQL: longest a single statement may run, in seconds", "DB_STATEMENT_TIMEOUT"))
     gate_max_quality_drop: float = field(metadata=_help(
         "Gate: largest macro-F1 drop allowed against the live version", "GATE_MAX_QUALITY_DROP"))
     gate_min_macro_f1: float = field(metadata=_help(
@@ -125,6 +127,11 @@ class Settings:
     ui_rate_limit_burst: int = field(metadata=_help(
         "Web UI calls a client may send at once before the per-minute rate applies",
         "UI_RATE_LIMIT_BURST"))
+    ui_sessions_max: int = field(metadata=_help(
+        "Web UI sessions kept in memory at most (least recently used dropped first)",
+        "UI_SESSIONS_MAX"))
+    ui_session_idle_minutes: float = field(metadata=_help(
+        "A web UI session idle this long is dropped from memory", "UI_SESSION_IDLE_MINUTES"))
     temp_file_minutes: float = field(metadata=_help(
         "Uploaded and generated files (Batch and Review CSVs) are deleted after this many "
         "minutes", "TEMP_FILE_MINUTES"))
@@ -205,6 +212,7 @@ def load_settings() -> Settings:
         low_confidence=_float("LOW_CONFIDENCE", 0.5),
         model_poll_seconds=_float("MODEL_POLL_SECONDS", 2.0),
         db_busy_timeout_s=_float("DB_BUSY_TIMEOUT", 5.0),
+        db_statement_timeout_s=_float("DB_STATEMENT_TIMEOUT", 10.0),
         gate_max_quality_drop=_float("GATE_MAX_QUALITY_DROP", 0.02),
         gate_min_macro_f1=_float("GATE_MIN_MACRO_F1", 0.5),
         gate_min_class_recall=_float("GATE_MIN_CLASS_RECALL", 0.5),
@@ -222,6 +230,8 @@ def load_settings() -> Settings:
         sign_in_hours=_float("SIGN_IN_HOURS", 12.0),
         ui_rate_limit_per_minute=_int("UI_RATE_LIMIT_PER_MINUTE", 300),
         ui_rate_limit_burst=_int("UI_RATE_LIMIT_BURST", 60),
+        ui_sessions_max=_int("UI_SESSIONS_MAX", 200),
+        ui_session_idle_minutes=_float("UI_SESSION_IDLE_MINUTES", 30.0),
         temp_file_minutes=_float("TEMP_FILE_MINUTES", 10.0),
         rate_limit_per_minute=_int("RATE_LIMIT_PER_MINUTE", 600),
         rate_limit_burst=_int("RATE_LIMIT_BURST", 60),

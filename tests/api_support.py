@@ -4,6 +4,7 @@ its API key, and the prediction rows the calls leave behind."""
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,7 +14,6 @@ from sqlalchemy import select
 
 from app import create_app
 from feedback.db import session_scope
-from feedback.log_writer import PredictionLogWriter
 from feedback.settings import Settings
 from feedback.tables import Feedback, Prediction
 
@@ -32,37 +32,46 @@ def api_settings(settings: Settings, **overrides: Any) -> Settings:
     return dataclasses.replace(settings, **{**base, **overrides})
 
 
-# The background log writers of the apps built here, by database: flushed before rows are
-# read (API rows are written in batches off the request path) and closed after each test.
-_WRITERS: list[tuple[str, PredictionLogWriter]] = []
+# The clients built here, running their app's lifespan (background loops, log writer):
+# closed after each test by `close_app_writers`.
+_CLIENTS: list[TestClient] = []
 
 
 def api_client(settings: Settings) -> TestClient:
-    """A client of the whole app (REST routes, middleware, Gradio UI) built by create_app."""
+    """A client of the whole app (REST routes, middleware, Gradio UI) built by create_app,
+    with its lifespan running, as under uvicorn."""
     app, _startup = create_app(settings)
-    _WRITERS.append((settings.effective_database_url, app.state.log_writer))
-    return TestClient(app, raise_server_exceptions=False)
+    client = TestClient(app, raise_server_exceptions=False)
+    client.__enter__()
+    _CLIENTS.append(client)
+    return client
 
 
-def flush_logs(settings: Settings) -> None:
-    for url, writer in _WRITERS:
-        if url == settings.effective_database_url:
-            assert writer.flush(timeout=30), "the prediction log writer did not catch up"
+def wait_for_key_refresh(client: TestClient, timeout: float = 30) -> None:
+    """Until the app's background loop has reloaded the API keys once more."""
+    loop = next(loop for loop in client.app.state.work.loops if loop.name == "api-keys")
+    runs, deadline = loop.runs, time.monotonic() + timeout
+    while loop.runs <= runs + 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def stop_apps() -> None:
+    """Stop every app built here (their lifespan: loops, log writer). A test on PostgreSQL
+    calls it before its schema is dropped, so no background loop is left querying it."""
+    while _CLIENTS:
+        _CLIENTS.pop().__exit__(None, None, None)
 
 
 @pytest.fixture(autouse=False)
 def close_app_writers() -> Iterator[None]:
-    """Use with autouse in a module: closes the log writers of the apps its tests built."""
-    mark = len(_WRITERS)
+    """Use with autouse in a module: stops the apps its tests built."""
     yield
-    for _url, writer in _WRITERS[mark:]:
-        writer.close(timeout=2)
-    del _WRITERS[mark:]
+    stop_apps()
 
 
 def prediction_rows(settings: Settings) -> list[dict[str, Any]]:
-    """Every prediction row as a dict, oldest first (after the app's log writers caught up)."""
-    flush_logs(settings)
+    """Every prediction row as a dict, oldest first (every answered request's row is
+    committed before its answer)."""
     with session_scope(settings) as session:
         rows = session.scalars(select(Prediction).order_by(Prediction.id)).all()
         return [{c.name: getattr(r, c.name) for c in Prediction.__table__.columns} for r in rows]

@@ -20,17 +20,18 @@ from api_support import (
     assert_error,
     close_app_writers,  # noqa: F401 - fixture
     feedback_rows,
-    flush_logs,
     prediction_rows,
+    stop_apps,
+    wait_for_key_refresh,
 )
 from fastapi.testclient import TestClient
-from sqlalchemy import text
+from sqlalchemy import select, text
 
-import api.auth
 from classifier.service import PredictionService
 from feedback.api_keys import create_api_key, revoke_api_key
 from feedback.db import get_engine, session_scope
 from feedback.settings import Settings
+from feedback.tables import Alert
 
 pytestmark = pytest.mark.usefixtures("close_app_writers")
 MESSAGE = "I was charged twice for the same coffee, please refund one of them."
@@ -223,9 +224,7 @@ def test_keys_are_never_logged_but_key_ids_are(client: TestClient,
     assert SECRET not in caplog.text and "a-wrong-secret" not in caplog.text
 
 
-def test_database_keys_work_until_revoked(live_sqlite_settings: Settings,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(api.auth, "KEY_CACHE_SECONDS", 0.0)
+def test_database_keys_work_until_revoked(live_sqlite_settings: Settings) -> None:
     settings = api_settings(live_sqlite_settings, api_keys="")
     with session_scope(settings) as session:
         info, secret = create_api_key(session=session, name="crm")
@@ -236,6 +235,7 @@ def test_database_keys_work_until_revoked(live_sqlite_settings: Settings,
     assert_error(client.post("/api/v1/predict", json={"text": MESSAGE}), 401, "missing_api_key")
     with session_scope(settings) as session:
         revoke_api_key(session=session, key_id=info.id)
+    wait_for_key_refresh(client)
     assert_error(client.post("/api/v1/predict", json={"text": MESSAGE}, headers=headers),
                  401, "invalid_api_key")
     # Revoking the last key locks the API; it does not fall back to open.
@@ -372,7 +372,7 @@ def test_feedback_saves_changes_and_refuses(live_settings: Settings) -> None:
                 {"request_id": rid, "verdict": "up", "stars": 5}):
         assert_error(client.post("/api/v1/feedback", json=bad, headers=AUTH), 422,
                      "invalid_request")
-    flush_logs(live_settings)  # before the database is dropped at teardown
+    stop_apps()  # before the database is dropped at teardown
 
 
 # --- health, models, not found --------------------------------------------------------------
@@ -415,38 +415,41 @@ def test_unknown_api_paths_and_methods_answer_json(client: TestClient) -> None:
 
 # --- storage failure, crashes ---------------------------------------------------------------
 
-def test_storage_failure_gets_503_and_queued_rows_survive_it(live_settings: Settings) -> None:
+def test_storage_failure_gets_503_then_recovers_by_itself(live_settings: Settings) -> None:
     """SQLite and PostgreSQL: while the prediction log cannot be written the API answers 503
-    storage_unavailable; the row queued when the failure began is written once the database
-    is back, not lost."""
+    storage_unavailable with Retry-After (no answer without its row), readiness says why,
+    liveness stays up; once the database is back the app serves again without a restart and
+    the outage is recorded as an alert."""
     client = api_client(api_settings(live_settings))
     engine = get_engine(live_settings)
     with engine.begin() as conn:  # the log table goes away (and comes back below)
         conn.execute(text("ALTER TABLE predictions RENAME TO predictions_away"))
-    first = client.post("/api/v1/predict", json={"text": MESSAGE}, headers=AUTH)
-    assert first.status_code in (200, 503)  # accepted if queued before the writer failed
-    deadline = time.monotonic() + 30
-    while True:
-        response = client.post("/api/v1/predict", json={"text": MESSAGE}, headers=AUTH)
-        if response.status_code == 503 or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
+    response = client.post("/api/v1/predict", json={"text": MESSAGE}, headers=AUTH)
     error = assert_error(response, 503, "storage_unavailable")
     assert "Traceback" not in error["message"]
     assert response.headers["retry-after"].isdigit()
-    # A refusal still answers, even though its row cannot be written.
+    assert_error(client.post("/api/v1/predict", json={"text": MESSAGE}, headers=AUTH),
+                 503, "storage_unavailable")  # refused at once while storage is down
+    assert client.get("/api/v1/health/live").status_code == 200
+    ready = client.get("/api/v1/health/ready")
+    assert ready.status_code == 503 and ready.json()["status"] == "storage_down"
     assert_error(client.post("/api/v1/predict", json={"text": 5}, headers=AUTH),
-                 422, "invalid_request")
+                 422, "invalid_request")  # a refusal still answers
 
     with engine.begin() as conn:
         conn.execute(text("ALTER TABLE predictions_away RENAME TO predictions"))
-    flush_logs(live_settings)
-    request_ids = {r["request_id"] for r in prediction_rows(live_settings)}
-    if first.status_code == 200:
-        assert first.json()["request_id"] in request_ids
-    assert client.post("/api/v1/predict", json={"text": MESSAGE},
-                       headers=AUTH).status_code == 200
-    flush_logs(live_settings)  # before the database is dropped at teardown
+    deadline = time.monotonic() + 30  # the probe loop notices within about a second
+    while client.get("/api/v1/health/ready").status_code != 200 and \
+            time.monotonic() < deadline:
+        time.sleep(0.1)
+    answer = client.post("/api/v1/predict", json={"text": MESSAGE}, headers=AUTH)
+    assert answer.status_code == 200
+    assert answer.json()["request_id"] in {r["request_id"] for r in prediction_rows(
+        live_settings)}
+    with session_scope(live_settings) as session:
+        [outage] = session.scalars(select(Alert).where(Alert.rule == "storage_down")).all()
+    assert outage.state == "resolved" and outage.value is not None and outage.value >= 2
+    stop_apps()  # before the database is dropped at teardown
 
 
 def test_an_unexpected_crash_is_a_500_without_a_traceback(

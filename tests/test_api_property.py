@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from api_support import AUTH, JSON, api_client, api_settings, flush_logs
+from api_support import AUTH, JSON, api_client, api_settings
 from conftest import SmallModel, install_model, make_settings
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
@@ -49,7 +49,6 @@ def client(app_settings: Settings) -> TestClient:
 
 
 def row_count(settings_: Settings) -> int:
-    flush_logs(settings_)
     with session_scope(settings_) as session:
         return session.scalar(select(func.count()).select_from(Prediction)) or 0
 

@@ -13,14 +13,14 @@ from collections.abc import Iterator
 
 import pytest
 import schemathesis
-from api_support import ADMIN, AUTH, api_settings
+from api_support import ADMIN, AUTH, api_client, api_settings, stop_apps
 from conftest import SmallModel, install_model, make_settings
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import positive_data_acceptance
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app import create_app
 from feedback.db import dispose_engines
 
 HEADERS = {**AUTH, "X-Admin-Token": ADMIN}
@@ -34,16 +34,32 @@ def api_schema(tmp_path_factory: pytest.TempPathFactory,
                small_model: SmallModel) -> Iterator[schemathesis.BaseSchema]:
     base = make_settings(tmp_path_factory.mktemp("schema"))
     install_model(base, small_model, promote=True)
-    app, _startup = create_app(api_settings(base, batch_max_texts=20))
-    yield schemathesis.openapi.from_asgi("/api/openapi.json", app)
+    client = api_client(api_settings(base, batch_max_texts=20))  # runs the app's lifespan once
+    yield schemathesis.openapi.from_asgi("/api/openapi.json", without_lifespan(client.app))
+    stop_apps()
     dispose_engines()
+
+
+def without_lifespan(app: ASGIApp) -> ASGIApp:
+    """The app for schemathesis, whose ASGI transport runs a lifespan around every call: the
+    app's own lifespan already runs once (api_client), so these are answered here."""
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await app(scope, receive, send)
+            return
+        while (await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+
+    return wrapped
 
 
 def operations(schema: schemathesis.BaseSchema) -> list[schemathesis.APIOperation]:
     ops = [result.ok() for result in schema.get_all_operations()]
     assert {op.path for op in ops} == {
         "/api/v1/predict", "/api/v1/predict/batch", "/api/v1/feedback", "/api/v1/health",
-        "/api/v1/models", "/api/v1/export/predictions.csv"}
+        "/api/v1/health/live", "/api/v1/health/ready", "/api/v1/models",
+        "/api/v1/export/predictions.csv"}
     return ops
 
 

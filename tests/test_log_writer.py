@@ -1,8 +1,11 @@
-"""The background prediction-log writer: batched inserts, a bounded queue, retries while the
-database is away, and no row lost (SQLite and PostgreSQL)."""
+"""Group commit for the prediction log (feedback.log_writer): a caller returns only once its
+rows are committed, concurrent callers share transactions, a refused row fails only its own
+caller, and a stalled database answers within the wait instead of hanging (SQLite and
+PostgreSQL)."""
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 import uuid
@@ -10,21 +13,20 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-from api_support import AUTH, api_settings, prediction_rows
-from fastapi.testclient import TestClient
-from sqlalchemy import text
+from sqlalchemy import create_engine, event, text
 
-import feedback.log_writer as log_writer_module
-from app import create_app
 from classifier.service import PredictionService
 from feedback.db import get_engine
 from feedback.errors import StorageError
 from feedback.log_writer import PredictionLogWriter
 from feedback.settings import Settings
+from feedback.storage_health import Outage, StorageMonitor, StorageUnavailableError
 from feedback.store import PredictionRecord
 
+WAIT_S = 1.0
 
-def record(source: str = "api", request_id: str | None = None) -> PredictionRecord:
+
+def record(request_id: str | None = None, source: str = "api") -> PredictionRecord:
     return PredictionRecord(
         request_id=request_id or uuid.uuid4().hex, created_at=datetime.now(UTC), source=source,
         status="ok", reason=None, text="refund please", text_chars=13, label="billing",
@@ -32,161 +34,172 @@ def record(source: str = "api", request_id: str | None = None) -> PredictionReco
         latency_ms=1.0)
 
 
+def committed_ids(settings: Settings) -> list[str]:
+    """Read with a connection of its own: what another process would see."""
+    engine = create_engine(settings.effective_database_url)
+    try:
+        with engine.connect() as conn:
+            return list(conn.scalars(text("SELECT request_id FROM predictions ORDER BY id")))
+    finally:
+        engine.dispose()
+
+
 @pytest.fixture
-def writer(settings: Settings) -> Iterator[PredictionLogWriter]:
-    w = PredictionLogWriter(settings, retry_seconds=0.05)
+def outages() -> list[Outage]:
+    return []
+
+
+@pytest.fixture
+def monitor(settings: Settings, outages: list[Outage]) -> StorageMonitor:
+    return StorageMonitor(settings, on_recovered=outages.append)
+
+
+@pytest.fixture
+def writer(settings: Settings, monitor: StorageMonitor) -> Iterator[PredictionLogWriter]:
+    w = PredictionLogWriter(settings, monitor=monitor, wait_seconds=WAIT_S)
     yield w
     w.close(timeout=10)
 
 
-def test_rows_from_many_threads_are_all_written_in_batches(
-        settings: Settings, writer: PredictionLogWriter, monkeypatch: pytest.MonkeyPatch) -> None:
-    batches: list[int] = []
-    original = writer._write
+def test_a_write_returns_once_its_rows_are_committed(settings: Settings,
+                                                     writer: PredictionLogWriter) -> None:
+    for _ in range(5):
+        r = record()
+        writer.write([r])
+        assert committed_ids(settings)[-1] == r.request_id  # visible to anyone at once
+    assert writer.pending == 0
 
-    def counting(items: list[object]) -> None:
-        batches.append(len(items))
-        original(items)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(writer, "_write", counting)
+def test_concurrent_callers_share_transactions(settings: Settings,
+                                               writer: PredictionLogWriter) -> None:
+    commits: list[int] = []
+    engine = get_engine(settings)
+
+    def count(_conn: object) -> None:
+        commits.append(1)
+
+    event.listen(engine, "commit", count)
     sent: list[str] = []
     lock = threading.Lock()
 
-    def submit_many() -> None:
-        for _ in range(250):
+    def caller() -> None:
+        for _ in range(60):
             r = record()
-            writer.submit(r)
+            writer.write([r])
             with lock:
                 sent.append(r.request_id)
 
-    threads = [threading.Thread(target=submit_many) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert writer.flush(timeout=60)
-    written = [r["request_id"] for r in prediction_rows(settings)]
-    assert sorted(written) == sorted(sent) and len(written) == 2000
-    assert sum(batches) == 2000 and len(batches) < 2000  # rows shared INSERTs
-    assert writer.pending == 0 and writer.lost == 0
+    try:
+        threads = [threading.Thread(target=caller) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+    finally:
+        event.remove(engine, "commit", count)
+    assert sorted(committed_ids(settings)) == sorted(sent) and len(sent) == 480
+    assert len(commits) < len(sent)  # several callers per transaction
 
 
-def test_waiting_submit_is_committed_on_return(settings: Settings,
-                                               writer: PredictionLogWriter) -> None:
-    r = record(source="ui")
-    writer.submit(r, wait=True)
-    with get_engine(settings).connect() as conn:  # no flush: visible at once
-        assert conn.scalar(text("SELECT count(*) FROM predictions")) == 1
+@pytest.fixture
+def sqlite_lock(sqlite_settings: Settings) -> Iterator[sqlite3.Connection]:
+    """Another process's write transaction on the SQLite file, held until released."""
+    get_engine(sqlite_settings)  # the tables exist
+    conn = sqlite3.connect(sqlite_settings.data_dir / "support_triage.db", timeout=0,
+                           isolation_level=None)
+    conn.execute("BEGIN IMMEDIATE")
+    yield conn
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
+    conn.close()
 
 
-def test_full_queue_refuses_instead_of_growing(sqlite_settings: Settings,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(log_writer_module, "SUBMIT_WAIT_SECONDS", 0.1)
-    writer = PredictionLogWriter(sqlite_settings, max_queue=5, max_batch=5)
-    gate = threading.Event()
-    original = writer._write
+def test_a_stalled_database_answers_within_the_wait_and_recovers(
+        sqlite_settings: Settings, sqlite_lock: sqlite3.Connection) -> None:
+    outages: list[Outage] = []
+    monitor = StorageMonitor(sqlite_settings, on_recovered=outages.append)
+    writer = PredictionLogWriter(sqlite_settings, monitor=monitor, wait_seconds=WAIT_S)
+    try:
+        start = time.monotonic()
+        with pytest.raises(StorageError, match="did not commit within 1 s"):
+            writer.write([record()])
+        assert time.monotonic() - start < WAIT_S + 1
+        assert not monitor.up
+        start = time.monotonic()
+        for _ in range(3):  # refused at once while down, and counted
+            with pytest.raises(StorageUnavailableError, match="unavailable"):
+                writer.write([record()])
+        assert time.monotonic() - start < 0.5
+        sqlite_lock.execute("ROLLBACK")
+        monitor.probe()  # the app's probe loop
+        assert monitor.up
+        ok = record()
+        writer.write([ok])
+    finally:
+        writer.close(timeout=10)
+    assert ok.request_id in committed_ids(sqlite_settings)
+    [outage] = outages
+    assert outage.refused == 4 and "did not commit" in outage.reason
 
-    def blocked(items: list[object]) -> None:
-        gate.wait()
-        original(items)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(writer, "_write", blocked)
-    accepted = 0
-    with pytest.raises(StorageError, match="falling behind"):
-        for _ in range(50):
-            writer.submit(record())
-            accepted += 1
-    assert 5 <= accepted <= 6 + 5  # the queue, plus the batch the writer holds
-    gate.set()
-    assert writer.close(timeout=10) == 0
-    assert len(prediction_rows(sqlite_settings)) == accepted  # none lost
+def test_a_refused_row_fails_only_its_own_caller(
+        sqlite_settings: Settings, sqlite_lock: sqlite3.Connection) -> None:
+    """Callers queued together while the writer waits share a transaction; a duplicate
+    request id in it makes that caller fail, not the others."""
+    existing = record()
+    writer = PredictionLogWriter(sqlite_settings, wait_seconds=30)
+    outcomes: dict[str, str] = {}
 
-
-def test_rows_wait_out_a_database_outage(settings: Settings,
-                                         writer: PredictionLogWriter) -> None:
-    """While the log table is gone the writer keeps its rows and retries; new submits are
-    refused (callers answer 503); a waiting caller gets the error at once. When the table
-    is back every accepted row is written."""
-    engine = get_engine(settings)
-    with engine.begin() as conn:
-        conn.execute(text("ALTER TABLE predictions RENAME TO predictions_away"))
-    accepted = []
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        r = record()
+    def caller(name: str, r: PredictionRecord) -> None:
         try:
-            writer.submit(r)
+            writer.write([r])
+            outcomes[name] = "ok"
         except StorageError as exc:
-            assert "cannot be written" in str(exc)
-            break
-        accepted.append(r.request_id)
-        time.sleep(0.01)
-    else:
-        pytest.fail("the writer never reported the outage")
-    assert accepted and not writer.flush(timeout=0.2)
-    with engine.begin() as conn:
-        conn.execute(text("ALTER TABLE predictions_away RENAME TO predictions"))
-    assert writer.flush(timeout=30)
-    assert sorted(r["request_id"] for r in prediction_rows(settings)) == sorted(accepted)
-    writer.submit(record())  # healthy again
-    assert writer.flush(timeout=30) and writer.lost == 0
+            outcomes[name] = str(exc)
+
+    try:
+        first = threading.Thread(target=caller, args=("first", existing))
+        first.start()  # taken by the writer, which now waits on the lock
+        time.sleep(0.3)
+        later = [threading.Thread(target=caller, args=(f"good{i}", record())) for i in range(3)]
+        later.append(threading.Thread(target=caller, args=("duplicate",
+                                                           record(existing.request_id))))
+        for t in later:
+            t.start()
+        time.sleep(0.3)  # all queued behind the first transaction
+        sqlite_lock.execute("ROLLBACK")
+        for t in [first, *later]:
+            t.join(timeout=30)
+    finally:
+        writer.close(timeout=10)
+    assert {k: v for k, v in outcomes.items() if v == "ok"}.keys() == {
+        "first", "good0", "good1", "good2"}
+    assert "refused the row of request" in outcomes["duplicate"]
+    assert len(committed_ids(sqlite_settings)) == 4
 
 
-def test_a_refused_row_is_dropped_alone(settings: Settings, writer: PredictionLogWriter,
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    writer.submit(record(request_id="dup"), wait=True)
-    gate = threading.Event()
-    original = writer._write
-
-    def held(items: list[object]) -> None:
-        gate.wait()
-        original(items)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(writer, "_write", held)
-    writer.submit(record())  # the writer takes this one and waits at the gate...
-    time.sleep(0.2)
-    batch = [record(), record(request_id="dup"), record()]
-    for r in batch:  # ...while these three queue up and go out in one INSERT
-        writer.submit(r)
-    gate.set()
-    assert writer.flush(timeout=30)
-    ids = [r["request_id"] for r in prediction_rows(settings)]
-    assert ids.count("dup") == 1 and batch[0].request_id in ids and batch[2].request_id in ids
-    assert len(ids) == 4 and writer.lost == 1
+def test_close_commits_what_is_queued_then_refuses(settings: Settings,
+                                                   writer: PredictionLogWriter) -> None:
+    writer.write([record()])
+    assert writer.close(timeout=10) == 0
+    with pytest.raises(StorageError, match="shutting down"):
+        writer.write([record()])
+    assert len(committed_ids(settings)) == 1
 
 
-def test_close_flushes_and_then_refuses(sqlite_settings: Settings) -> None:
-    writer = PredictionLogWriter(sqlite_settings)
-    for _ in range(100):
-        writer.submit(record())
-    assert writer.close() == 0
-    assert len(prediction_rows(sqlite_settings)) == 100
-    with pytest.raises(StorageError, match="closed"):
-        writer.submit(record())
-    with pytest.raises(ValueError, match="bad source"):
-        PredictionLogWriter(sqlite_settings).submit(record(source="cli"))
-
-
-def test_service_with_a_writer(live_sqlite_settings: Settings) -> None:
-    """UI rows are committed before predict() returns; an API row may be queued, and rating
-    it at once still finds it."""
-    writer = PredictionLogWriter(live_sqlite_settings)
-    service = PredictionService(live_sqlite_settings, log_writer=writer)
-    ui = service.predict("my card was declined", source="ui")
-    with get_engine(live_sqlite_settings).connect() as conn:
-        assert conn.scalar(text("SELECT count(*) FROM predictions WHERE request_id = :r"),
-                           {"r": ui.request_id}) == 1
-    api = service.predict("refund my coffee", source="api")
-    assert service.rate(api.request_id, "up").verdict == "up"
-    writer.close()
-
-
-def test_app_shutdown_writes_every_queued_row(live_sqlite_settings: Settings) -> None:
-    app, _startup = create_app(api_settings(live_sqlite_settings))
-    with TestClient(app) as client:  # runs the app's lifespan: shutdown flushes the log
-        ids = [client.post("/api/v1/predict", json={"text": f"refund order {i}"},
-                           headers=AUTH).json()["request_id"] for i in range(50)]
-    with get_engine(live_sqlite_settings).connect() as conn:
-        stored = {row[0] for row in conn.execute(text("SELECT request_id FROM predictions"))}
-    assert set(ids) <= stored
-    app.state.log_writer.close()
+def test_service_rows_are_committed_before_the_answer(live_settings: Settings) -> None:
+    writer = PredictionLogWriter(live_settings)
+    service = PredictionService(live_settings, log_writer=writer)
+    try:
+        answers = [service.predict("refund my card payment", source=source)
+                   for source in ("ui", "api", "batch")]
+        assert committed_ids(live_settings) == [a.request_id for a in answers]
+        many = service.predict_many(["close my account", "", "where is my card"],
+                                    source="batch")
+        assert [type(o).__name__ for o in many] == ["PredictionResult", "RejectedInputError",
+                                                    "PredictionResult"]
+        assert len(committed_ids(live_settings)) == 6  # the rejected one too
+        # A rating needs no flush: the row it rates is already committed.
+        assert service.rate(answers[1].request_id, "up").verdict == "up"
+    finally:
+        writer.close(timeout=10)
