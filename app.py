@@ -16,57 +16,98 @@ import uvicorn
 from fastapi import FastAPI
 from gradio.routes import App as GradioApp
 
-from api.auth import ApiKeyring
+from api.auth import KEY_REFRESH_SECONDS, ApiKeyring
 from api.errors import install_error_handlers
 from api.guard import ApiGuard
+from api.health import Readiness, build_health_router
 from api.metrics import ApiMetrics, MeteredService, build_metrics_router
+from api.read_timeout import ReadTimeout
 from api.rejections import RejectionLog
 from api.routes import OPEN_PATHS, ROUTES, build_api_router
+from classifier.access import CACHE_SECONDS as ACCOUNTS_REFRESH_SECONDS
 from classifier.access import AccessPolicy
+from classifier.background import BackgroundWork
 from classifier.ratelimit import TokenBucketLimiter
 from classifier.serving import ModelCache
 from classifier.startup import Startup
-from dashboards.alerts import AlertLoop
-from dashboards.autopromote import AutoPromoteLoop
+from dashboards.alerts import check_alerts, record_outage
+from dashboards.autopromote import AUTO_PROMOTE_CHECK_SECONDS, auto_promote_round
 from feedback.db import describe_storage, get_engine
 from feedback.log_writer import PredictionLogWriter
-from feedback.retention import start_retention_schedule
+from feedback.retention import apply_retention
 from feedback.settings import Settings, load_settings
+from feedback.storage_health import StorageMonitor
 from ui.guard import UiGuard
 from ui.layout import KEYBOARD_JS, build_ui, storage_notice
+from ui.sessions import expire_idle_sessions
 from ui.sign_in import build_sign_in_router
-from ui.traffic import UiRateLimit
+from ui.traffic import GradioCallCheck, UiRateLimit
 
 log = logging.getLogger("support_triage")
 SHUTDOWN_FLUSH_SECONDS = 30.0
+STORAGE_PROBE_SECONDS = 1.0  # how soon a process notices the database is back
+SESSION_SWEEP_SECONDS = 60.0
+
+
+def background_work(settings: Settings, *, models: ModelCache, keyring: ApiKeyring,
+                    policy: AccessPolicy, monitor: StorageMonitor, startup: Startup,
+                    blocks: gr.Blocks) -> BackgroundWork:
+    """Every periodic job of the app, owned by one supervisor started in the lifespan."""
+    work = BackgroundWork(settings)
+    work.add("model-poll", settings.model_poll_seconds, models.refresh)
+    work.add("api-keys", KEY_REFRESH_SECONDS, keyring.refresh)
+    work.add("accounts", ACCOUNTS_REFRESH_SECONDS, policy.refresh)
+    work.add("storage-probe", STORAGE_PROBE_SECONDS, monitor.probe)
+    work.add("ui-sessions", SESSION_SWEEP_SECONDS,
+             lambda: expire_idle_sessions(blocks, settings.ui_session_idle_minutes * 60))
+    work.add("alerts", settings.alert_check_seconds,
+             lambda: check_alerts(settings, probe=startup.health), lease="alerts")
+    if settings.auto_promote:
+        work.add("auto-promote", AUTO_PROMOTE_CHECK_SECONDS,
+                 lambda: auto_promote_round(settings), lease="auto-promote")
+    if settings.retention_days > 0:
+        work.add("retention", max(settings.retention_check_hours, 0.0) * 3600 or 3600.0,
+                 lambda: apply_retention(settings), lease="retention")
+    return work
 
 
 def create_app(settings: Settings) -> tuple[FastAPI, Startup]:
-    """Build the FastAPI app with the UI mounted at `/`; the model is prepared in background."""
+    """Build the FastAPI app with the UI mounted at `/`; the model is prepared in background
+    and the background loops run while the app does (its lifespan)."""
     get_engine(settings)  # fail fast, with a clear message, if the database is unusable
     storage = describe_storage(settings)
     models = ModelCache(settings)
     metrics = ApiMetrics()
-    log_writer = PredictionLogWriter(settings)
+    monitor = StorageMonitor(settings, on_recovered=lambda outage: record_outage(settings,
+                                                                                 outage))
+    log_writer = PredictionLogWriter(settings, monitor=monitor)
     service = MeteredService(settings, models, metrics=metrics, log_writer=log_writer)
     startup = Startup(settings, models)
     rejections = RejectionLog(settings, metrics, log_writer)
     keyring = ApiKeyring(settings)
-    guard = UiGuard(AccessPolicy(settings))
+    policy = AccessPolicy(settings)
+    guard = UiGuard(policy)
+    blocks = build_ui(service, startup, storage, guard)
+    work = background_work(settings, models=models, keyring=keyring, policy=policy,
+                           monitor=monitor, startup=startup, blocks=blocks)
+    metrics.watch(log_writer=log_writer, monitor=monitor, work=work)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        work.start()
         yield
-        # Every queued prediction row is written before the process ends (close() at exit).
-        if not log_writer.flush(timeout=SHUTDOWN_FLUSH_SECONDS):
-            log.error("%d prediction rows still unwritten at shutdown", log_writer.pending)
+        work.stop()
+        # Every queued prediction row is committed before the process ends.
+        if log_writer.close(timeout=SHUTDOWN_FLUSH_SECONDS):
+            log.error("%d prediction rows could not be written at shutdown", log_writer.lost)
 
     api = FastAPI(title="Support Triage", docs_url="/api/docs", openapi_url="/api/openapi.json",
                   description="Classify support messages, rate answers, list model versions.",
                   lifespan=lifespan)
-    api.include_router(build_api_router(service, settings, startup=startup))
+    api.include_router(build_health_router(Readiness(models, monitor, work, startup)))
+    api.include_router(build_api_router(service, settings))  # last: it ends in a catch-all
     api.include_router(build_metrics_router(metrics))
-    api.include_router(build_sign_in_router(guard.policy, guard))
+    api.include_router(build_sign_in_router(policy, guard))
     install_error_handlers(api, rejections)
     api.add_middleware(ApiGuard, keyring=keyring,  # type: ignore[arg-type]
                        limiter=TokenBucketLimiter(settings.rate_limit_per_minute,
@@ -74,13 +115,17 @@ def create_app(settings: Settings) -> tuple[FastAPI, Startup]:
                        rejections=rejections, metrics=metrics,
                        max_body_bytes=settings.max_body_bytes, open_paths=OPEN_PATHS,
                        routes=ROUTES)
+    # Outermost last: bounded body reads, then the web rate limit, then call checks.
+    api.add_middleware(GradioCallCheck,  # type: ignore[arg-type]
+                       handlers=frozenset(blocks.fns))
     api.add_middleware(UiRateLimit,  # type: ignore[arg-type]
                        limiter=TokenBucketLimiter(settings.ui_rate_limit_per_minute,
                                                   settings.ui_rate_limit_burst),
                        on_refuse=metrics.ui_rate_limited.inc)
+    api.add_middleware(ReadTimeout)  # type: ignore[arg-type]
     api.state.keyring = keyring
     api.state.log_writer = log_writer
-    blocks = build_ui(service, startup, storage, guard)
+    api.state.work = work
     app = gr.mount_gradio_app(api, blocks, path="/", run_history=False, footer_links=["api"],
                               show_error=True, js=KEYBOARD_JS)
     return app, startup
@@ -97,10 +142,6 @@ def main() -> None:
     keyring: ApiKeyring = app.state.keyring
     (log.info if keyring.configured() else log.warning)(keyring.describe())
     startup.start()
-    startup.models.start_polling()
-    start_retention_schedule(settings)
-    AlertLoop(settings, probe=startup.health).start()
-    AutoPromoteLoop(settings).start()
     log.info("Support Triage on http://%s:%d", settings.server_name, settings.server_port)
     config = uvicorn.Config(app, host=settings.server_name, port=settings.server_port,
                             log_level="warning",

@@ -8,9 +8,6 @@ any other host every call is refused with `api_keys_required`, never silently op
 from __future__ import annotations
 
 import logging
-import threading
-import time
-from collections.abc import Callable
 
 from api.errors import ApiError
 from classifier.access import is_loopback
@@ -22,9 +19,9 @@ from feedback.settings import Settings
 log = logging.getLogger(__name__)
 
 ANONYMOUS = "anonymous"  # the key id of calls to an open (loopback, keyless) API
-# How long database keys are cached: a revoked key stops working within this many seconds,
-# and requests cost no database read.
-KEY_CACHE_SECONDS = 5.0
+# How often the app reloads the database keys in the background: a revoked key stops
+# working within this many seconds, and requests never read the database for keys.
+KEY_REFRESH_SECONDS = 5.0
 # Shorter secrets are guessable; `keys create` makes 43-character ones.
 MIN_SECRET_CHARS = 16
 KEY_ID_CHARS = 8
@@ -56,42 +53,33 @@ def parse_api_keys(raw: str) -> dict[str, str]:
 class ApiKeyring:
     """Checks bearer keys; safe to share between threads."""
 
-    def __init__(self, settings: Settings, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._clock = clock
         self._env = parse_api_keys(settings.api_keys)
         self._db: dict[str, str] = {}
-        self._db_any = False  # keys were created in the database (maybe all revoked since)
-        self._db_loaded_at = float("-inf")
-        self._lock = threading.Lock()
+        # Until the database has been read, assume keys exist there: closed, not open.
+        self._db_any = True
         self.open_when_keyless = is_loopback(settings.server_name)
-
-    def refresh_due(self) -> bool:
-        return self._clock() - self._db_loaded_at >= KEY_CACHE_SECONDS
+        self.refresh()
 
     def refresh(self) -> None:
-        """Reload the database keys; on a database error keep the last ones (and log it)."""
-        with self._lock:
-            if not self.refresh_due():
-                return
-            try:
-                with session_scope(self._settings) as session:
-                    self._db = active_key_hashes(session=session)
-                    self._db_any = bool(self._db) or any_api_keys(session=session)
-            except StorageError as exc:
-                log.error("could not read API keys from the database: %s", exc)
-            self._db_loaded_at = self._clock()
+        """Reload the database keys (the app's background loop does, every
+        KEY_REFRESH_SECONDS); on a database error keep the last ones and log it."""
+        try:
+            with session_scope(self._settings) as session:
+                keys = active_key_hashes(session=session)
+                stored = bool(keys) or any_api_keys(session=session)
+        except StorageError as exc:
+            log.error("could not read API keys from the database: %s", exc)
+            return
+        self._db, self._db_any = keys, stored  # two plain assignments: readers never lock
 
     def configured(self) -> bool:
-        if self.refresh_due():
-            self.refresh()
         return bool(self._env) or self._db_any
 
     def authenticate(self, authorization: str | None) -> str:
-        """The key id for an `Authorization` header value; raises ApiError (401) otherwise.
-
-        Call refresh() first when refresh_due() (it reads the database).
-        """
+        """The key id for an `Authorization` header value (from the keys loaded in memory);
+        raises ApiError (401) otherwise."""
         if not self._env and not self._db_any:
             if self.open_when_keyless:
                 return ANONYMOUS

@@ -14,7 +14,6 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 
 from api.auth import ApiKeyring
@@ -94,8 +93,6 @@ class ApiGuard:
         """Authenticate, rate-limit and read the body; returns the receive to hand on."""
         headers = Headers(scope=scope)
         if scope["path"] not in self.open_paths:
-            if self.keyring.refresh_due():
-                await run_in_threadpool(self.keyring.refresh)
             key_id = self.keyring.authenticate(headers.get("authorization"))
             scope.setdefault("state", {})["api_key_id"] = key_id
             wait = self.limiter.acquire(key_id)

@@ -10,10 +10,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Security
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 from fastapi.security import HTTPBearer
 
 from api.errors import API_PREFIX, ApiError
+from api.health import HEALTH_PATHS
 from api.schemas import (
     BatchItem,
     BatchRequest,
@@ -21,7 +22,6 @@ from api.schemas import (
     ErrorBody,
     FeedbackRequest,
     FeedbackResponse,
-    HealthResponse,
     ItemError,
     ModelInfo,
     ModelsResponse,
@@ -31,22 +31,19 @@ from api.schemas import (
 from classifier import lifecycle
 from classifier.batch import predict_many
 from classifier.service import PredictionResult, PredictionService
-from classifier.serving import ModelUnavailableError
-from classifier.startup import Startup
 from feedback.export import iter_export_csv, parse_time
 from feedback.settings import Settings
 
 PREDICT = f"{API_PREFIX}/predict"
 BATCH = f"{API_PREFIX}/predict/batch"
 FEEDBACK = f"{API_PREFIX}/feedback"
-HEALTH = f"{API_PREFIX}/health"
 MODELS = f"{API_PREFIX}/models"
 EXPORT = f"{API_PREFIX}/export/predictions.csv"
-ROUTES = frozenset({PREDICT, BATCH, FEEDBACK, HEALTH, MODELS, EXPORT})
+ROUTES = frozenset({PREDICT, BATCH, FEEDBACK, *HEALTH_PATHS, MODELS, EXPORT})
 # No API key: health is for load balancers; export needs the admin token instead.
-OPEN_PATHS = frozenset({HEALTH, EXPORT})
-ALLOWED_METHODS = {PREDICT: "POST", BATCH: "POST", FEEDBACK: "POST", HEALTH: "GET",
-                   MODELS: "GET", EXPORT: "GET"}
+OPEN_PATHS = frozenset({*HEALTH_PATHS, EXPORT})
+ALLOWED_METHODS = {PREDICT: "POST", BATCH: "POST", FEEDBACK: "POST", MODELS: "GET",
+                   EXPORT: "GET", **dict.fromkeys(HEALTH_PATHS, "GET")}
 
 bearer = HTTPBearer(auto_error=False, scheme_name="APIKey",
                     description="An API key from API_KEYS or `python -m classifier keys create`")
@@ -71,9 +68,9 @@ def _prediction(r: PredictionResult) -> PredictResponse:
                            latency_ms=r.latency_ms)
 
 
-def build_api_router(service: PredictionService, settings: Settings, *,
-                     startup: Startup | None = None) -> APIRouter:
-    """All /api/v1 routes, answering through `service` (the same one the UI uses)."""
+def build_api_router(service: PredictionService, settings: Settings) -> APIRouter:
+    """The /api/v1 routes but health, answering through `service` (the same one the UI
+    uses)."""
     router = APIRouter(tags=["v1"])
     keyed = [Security(bearer)]
 
@@ -109,18 +106,6 @@ def build_api_router(service: PredictionService, settings: Settings, *,
                                 correct_label=r.correct_label, comment=r.comment,
                                 changed=r.changed)
 
-    @router.get(HEALTH, response_model=HealthResponse, responses={503: {
-        "model": HealthResponse, "description": "No model is loaded yet"}})
-    def health() -> JSONResponse:
-        """Liveness plus the live model version; 503 until a model is loaded. No key needed."""
-        try:
-            version = service.current_model().version
-        except ModelUnavailableError as exc:
-            state, message = ((startup.status.state, startup.status.message) if startup
-                              else ("unavailable", str(exc)))
-            return JSONResponse({"status": state, "message": message}, status_code=503)
-        return JSONResponse({"status": "ok", "model_version": version})
-
     @router.get(MODELS, response_model=ModelsResponse, dependencies=keyed,
                 responses=_errors(*KEYED))
     def models() -> ModelsResponse:
@@ -148,8 +133,6 @@ def build_api_router(service: PredictionService, settings: Settings, *,
             raise lifecycle.NotAuthorizedError(
                 "Export needs the admin token in the X-Admin-Token header. " + str(exc)) from None
         since_at, until_at = parse_time(since, "since"), parse_time(until, "until")
-        if service.log_writer is not None:  # include what was answered up to now
-            service.log_writer.flush(timeout=settings.db_busy_timeout_s)
         pieces = iter_export_csv(settings, since=since_at, until=until_at)
         first = next(pieces)  # database errors surface here as 503, before the 200 is sent
 

@@ -32,9 +32,9 @@ from feedback.settings import Settings
 
 log = logging.getLogger(__name__)
 
-# How long "is any account or key configured" and a sign-in token's lookup are reused: a
-# disabled account or a sign-out elsewhere takes effect within this many seconds, and a
-# busy page costs no database read per event.
+# How long a sign-in token's lookup is reused (and how often the app's background loop
+# re-reads whether any account or key exists): a disabled account or a sign-out elsewhere
+# takes effect within this many seconds, and a busy page costs no database read per event.
 CACHE_SECONDS = 5.0
 MAX_CACHED_SIGN_INS = 10_000
 ADMIN_TOKEN_NAME = "admin (token)"
@@ -86,37 +86,35 @@ class AccessPolicy:
         self.settings = settings
         self._clock = clock
         self._lock = threading.Lock()
-        self._stored: bool | None = None  # accounts or API keys exist in the database
-        self._stored_at = float("-inf")
+        # Accounts or API keys exist in the database. Until it has been read: assume so
+        # (closed, not open).
+        self._stored = True
         self._sign_ins: dict[str, tuple[float, Caller | None]] = {}
         self.loopback = is_loopback(settings.server_name)
+        self.refresh()
 
     @property
     def hugging_face_sign_in(self) -> bool:
         """Sign in with Hugging Face is on: a Space with `hf_oauth: true`."""
         return bool(self.settings.space_id and self.settings.oauth_client_id)
 
-    def _stored_identities(self) -> bool:
-        with self._lock:
-            if self._clock() - self._stored_at < CACHE_SECONDS and self._stored is not None:
-                return self._stored
+    def refresh(self) -> None:
+        """Re-read whether accounts or API keys exist (the app's background loop does, every
+        CACHE_SECONDS); on a database error keep the last answer and log it."""
         try:
             with session_scope(self.settings) as session:
                 stored = accounts.any_accounts(session=session) or any_api_keys(session=session)
         except StorageError as exc:
             log.error("could not read accounts: %s", exc)
-            # Unknown: fail closed (treat as configured), keep the last answer if there is one.
-            stored = True if self._stored is None else self._stored
-        with self._lock:
-            self._stored, self._stored_at = stored, self._clock()
-        return stored
+            return
+        self._stored = stored
 
     def configured(self) -> bool:
         """Whether any secret or person is configured, which closes everything but
-        classifying to anonymous visitors."""
+        classifying to anonymous visitors (from memory: no database read)."""
         s = self.settings
         return bool(s.admin_token or s.api_keys or s.admin_users or s.reviewer_users
-                    or self._stored_identities())
+                    or self._stored)
 
     def anonymous(self) -> Caller:
         role = Role.REVIEWER if self.loopback and not self.configured() else Role.AGENT

@@ -20,6 +20,7 @@ import os
 import subprocess
 import sys
 import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -45,9 +46,9 @@ from classifier.evaluation import evaluate
 from classifier.gate import run_gate
 from classifier.review import build_feedback_dataset, normalise_text
 from classifier.training import fit_version
-from feedback import review_store
+from feedback import leases, review_store
 from feedback.db import session_scope
-from feedback.errors import InvalidInputError, SupportTriageError
+from feedback.errors import ConflictError, InvalidInputError, SupportTriageError
 from feedback.redact import redact
 from feedback.review_store import ACTIVE_JOB_STATES, RetrainJobInfo, RetrainReportInfo
 from feedback.settings import Settings, settings_env
@@ -65,9 +66,14 @@ FEEDBACK_WEIGHT = 5.0
 SPLIT_BUCKETS = 100
 # Examples "now right" / "now wrong" kept in the report: enough to judge, small to store.
 MAX_EXAMPLES = 25
-# A queued or running job that has not reported progress for this long has lost its
-# process (a crash or a restart of the machine); it is marked failed so a new one can start.
-STALE_AFTER = timedelta(minutes=15)
+# Only one retrain runs in the deployment: its job holds this lease, claimed in the same
+# transaction that creates the job row, so of two processes starting one at the same moment
+# exactly one gets a job. The running retrain renews the lease and its job's heartbeat
+# every HEARTBEAT_SECONDS; a job whose heartbeat is older than STALE_AFTER has lost its
+# process (a crash, kill -9, a restart) and is marked failed, and its lease has lapsed.
+RETRAIN_LEASE = "retrain"
+HEARTBEAT_SECONDS = 10.0
+STALE_AFTER = timedelta(seconds=45)
 # The background retrain runs at this niceness so the web app keeps the CPU it needs.
 RETRAIN_NICE = 10
 THREAD_LIMIT_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
@@ -165,7 +171,8 @@ class RetrainResult:
 # --- jobs -----------------------------------------------------------------------------------
 
 def expire_stale_jobs(settings: Settings, now: datetime | None = None) -> int:
-    """Mark queued/running jobs without progress for STALE_AFTER as failed; returns how many."""
+    """Mark queued/running jobs without a heartbeat for STALE_AFTER as failed (and free the
+    retrain lease they held); returns how many."""
     now = now or utc_now()
     expired = 0
     with session_scope(settings) as session:
@@ -174,23 +181,79 @@ def expire_stale_jobs(settings: Settings, now: datetime | None = None) -> int:
                 expired += review_store.update_retrain_job(
                     session=session, job_id=job.id, only_if_state=ACTIVE_JOB_STATES,
                     state="failed", finished_at=now,
-                    error=f"No progress for {int(STALE_AFTER.total_seconds() // 60)} minutes "
-                          "(last: " + job.progress[:200] + "); the retrain process has "
-                          "probably died. Start a new retrain.")
+                    error=f"No heartbeat for {int(STALE_AFTER.total_seconds())} s (last step: "
+                          + job.progress[:200] + "); the retrain process has stopped. Start "
+                          "a new retrain.")
+                leases.release_lease(session=session, name=RETRAIN_LEASE,
+                                     holder=job_holder(job.id))
     return expired
 
 
+def job_holder(job_id: int) -> str:
+    """The retrain lease's holder while job `job_id` runs."""
+    return f"retrain-job:{job_id}"
+
+
 def create_job(settings: Settings, *, actor: str, state: str = "queued") -> RetrainJobInfo:
-    """A new job row; raises RetrainError while another retrain is queued or running."""
+    """A new job row holding the retrain lease; raises RetrainError while another retrain is
+    queued or running, in this process or any other."""
     expire_stale_jobs(settings)
-    with session_scope(settings) as session:
-        active = review_store.active_retrain_jobs(session=session)
-        if active:
-            job = active[0]
-            raise RetrainError(
-                f"Retrain job {job.id} ({job.state}, started by {job.actor} at "
-                f"{job.started_at:%Y-%m-%d %H:%M:%S} UTC) has not finished; wait for it.")
-        return review_store.create_retrain_job(session=session, actor=actor, state=state)
+    claim = f"claim:{uuid.uuid4().hex}"
+    try:
+        with session_scope(settings) as session:
+            if not leases.claim_lease(session=session, name=RETRAIN_LEASE, holder=claim,
+                                      ttl=STALE_AFTER):
+                raise RetrainError(_busy(review_store.active_retrain_jobs(session=session)))
+            job = review_store.create_retrain_job(session=session, actor=actor, state=state)
+            leases.rename_holder(session=session, name=RETRAIN_LEASE, holder=claim,
+                                 new_holder=job_holder(job.id))
+            return job
+    except ConflictError:  # another process created the lease row at the same moment
+        raise RetrainError(_busy([])) from None
+
+
+def _busy(active: list[RetrainJobInfo]) -> str:
+    if not active:
+        return "Another retrain is starting right now; wait for it."
+    job = active[0]
+    return (f"Retrain job {job.id} ({job.state}, started by {job.actor} at "
+            f"{job.started_at:%Y-%m-%d %H:%M:%S} UTC) has not finished; wait for it.")
+
+
+class Heartbeat:
+    """While a retrain runs: renew its lease and its job's heartbeat in a thread."""
+
+    def __init__(self, settings: Settings, job_id: int) -> None:
+        self._settings, self._job_id = settings, job_id
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"retrain-{job_id}-heartbeat",
+                                        daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self.beat()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        with contextlib.suppress(SupportTriageError), session_scope(self._settings) as session:
+            leases.release_lease(session=session, name=RETRAIN_LEASE,
+                                 holder=job_holder(self._job_id))
+
+    def beat(self) -> None:
+        with session_scope(self._settings) as session:
+            leases.claim_lease(session=session, name=RETRAIN_LEASE,
+                               holder=job_holder(self._job_id), ttl=STALE_AFTER)
+            review_store.update_retrain_job(session=session, job_id=self._job_id,
+                                            only_if_state=ACTIVE_JOB_STATES)
+
+    def _run(self) -> None:
+        while not self._stop.wait(HEARTBEAT_SECONDS):
+            try:
+                self.beat()
+            except SupportTriageError as exc:  # the next beat may get through
+                log.error("retrain job %d heartbeat failed: %s", self._job_id, exc)
 
 
 def get_job(settings: Settings, job_id: int) -> RetrainJobInfo:
@@ -392,8 +455,8 @@ def run_retrain(settings: Settings, *, actor: str = "cli",
     """Train, evaluate, register, gate and canary a challenger from reviewed feedback.
 
     With `job_id`, runs that queued job (as the person who queued it); otherwise creates
-    one. Raises RetrainError with the
-    reason (also stored with the job, marked failed) when it cannot finish.
+    one. Holds the retrain lease with a heartbeat while it runs. Raises RetrainError with
+    the reason (also stored with the job, marked failed) when it cannot finish.
     """
     if job_id is None:
         job_id = create_job(settings, actor=actor, state="running").id
@@ -406,6 +469,14 @@ def run_retrain(settings: Settings, *, actor: str = "cli",
         if not claimed:
             raise RetrainError(f"Retrain job {job_id} is {job.state}, not queued.")
         actor = job.actor  # whoever queued it (the UI's person), not the child process
+    with Heartbeat(settings, job_id):
+        return _run_job(settings, job_id, actor=actor, progress=progress,
+                        base_data=base_data, holdout_data=holdout_data)
+
+
+def _run_job(settings: Settings, job_id: int, *, actor: str, progress: Progress,
+             base_data: Path, holdout_data: Path) -> RetrainResult:
+    """The retrain itself, for a job this process has claimed."""
     steps = iter(range(1, 100))
 
     def step(message: str) -> None:

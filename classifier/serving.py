@@ -1,10 +1,12 @@
 """Which model answers: the live version and the canary, cached in memory per process.
 
-Each process checks the deployment revision at most every `model_poll_seconds` (and a
-background poller does so in the app, off the request path), so a promotion, rollback or
-canary change made by another process or the CLI is picked up without a restart. Artifacts
-are loaded from the database and checked against their sha256: a version that fails to load
-is never served, and the process keeps its last good live model and records why.
+A background loop of the app calls `refresh()` every `model_poll_seconds`, so a promotion,
+rollback or canary change made by another process or the CLI is picked up without a
+restart. Requests never read the database to decide which model answers: they use what is
+loaded (only a process that has no model at all yet tries to load one, at most once per
+poll interval). Artifacts are loaded from the database and checked against their sha256: a
+version that fails to load is never served, and the process keeps its last good live model
+and records why.
 """
 
 from __future__ import annotations
@@ -59,18 +61,24 @@ class ModelCache:
         self._settings = settings
         self._clock = clock
         self._lock = threading.Lock()
+        self._first_load = threading.Lock()
         self._live: LoadedModel | None = None
         self._canary: LoadedModel | None = None
         self._canary_percent = 0
         self._loaded: dict[int, LoadedModel] = {}
         self._revision: int | None = None
         self._checked_at = float("-inf")
-        self._stop = threading.Event()
         self.last_error: str | None = None
 
     def current(self) -> LoadedModel:
         """The live model; raises ModelUnavailableError if none could ever be loaded."""
-        self._refresh_if_due()
+        if self._live is None:  # nothing loaded yet (a CLI, a test, a first request)
+            with self._first_load:  # concurrent first requests wait for one load
+                with self._lock:  # and for a refresh already under way (the poller's)
+                    pass
+                if self._live is None and (self._clock() - self._checked_at
+                                           >= self._settings.model_poll_seconds):
+                    self.refresh()
         if self._live is None:
             raise ModelUnavailableError(
                 self.last_error or "No model is live yet. Train one with "
@@ -88,16 +96,15 @@ class ModelCache:
         return live
 
     @property
+    def live_version(self) -> int | None:
+        """The live version this process serves, without loading anything (readiness)."""
+        live = self._live
+        return live.version if live else None
+
+    @property
     def canary(self) -> tuple[int | None, int]:
         """(canary version, share in %) as this process currently routes."""
         return (self._canary.version if self._canary else None), self._canary_percent
-
-    def _refresh_if_due(self) -> None:
-        # With no model yet, every caller waits for (or does) the load instead of failing
-        # while another thread is in the middle of it.
-        due = self._clock() - self._checked_at >= self._settings.model_poll_seconds
-        if due or self._live is None:
-            self.refresh()
 
     def refresh(self) -> None:
         """Read the deployment state now and load whatever changed."""
@@ -145,14 +152,3 @@ class ModelCache:
         while len(self._loaded) > KEEP_LOADED:
             self._loaded.pop(next(iter(self._loaded)))
         return model
-
-    def start_polling(self) -> None:
-        """Refresh in a daemon thread every poll interval, so requests never load models."""
-        def loop() -> None:
-            while not self._stop.wait(self._settings.model_poll_seconds):
-                self.refresh()
-
-        threading.Thread(target=loop, name="model-poller", daemon=True).start()
-
-    def stop_polling(self) -> None:
-        self._stop.set()

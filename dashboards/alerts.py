@@ -8,7 +8,6 @@ refreshed, so nothing repeats. Openings and resolutions are posted to ALERT_WEBH
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,8 +18,8 @@ from dashboards.figures import percentile_from_histogram
 from dashboards.notify import post_in_background
 from feedback import alert_store
 from feedback.db import session_scope
-from feedback.errors import SupportTriageError
 from feedback.settings import Settings
+from feedback.storage_health import Outage
 from feedback.tables import utc_now
 
 log = logging.getLogger(__name__)
@@ -204,26 +203,34 @@ def list_open_alerts(settings: Settings) -> list[alert_store.AlertRecord]:
         return alert_store.list_alerts(session=session, only_open=True)
 
 
-class AlertLoop:
-    """Every ALERT_CHECK_SECONDS, in a daemon thread of the app: fold new log rows into the
-    Monitoring rollups (so no page render has a backlog to fold) and evaluate the rules."""
+def check_alerts(settings: Settings, probe: Probe) -> None:
+    """One round of the app's alert loop (one process of the deployment at a time): fold new
+    log rows into the Monitoring rollups, so no page render has a backlog to fold, and
+    evaluate the rules."""
+    rollups.catch_up(settings)
+    for change in evaluate_alerts(settings, probe=probe):
+        log.warning("alert %s %s: %s", change.rule, change.change, change.alert.message)
 
-    def __init__(self, settings: Settings, probe: Probe) -> None:
-        self._settings, self._probe = settings, probe
-        self._stop = threading.Event()
 
-    def start(self) -> None:
-        threading.Thread(target=self._run, name="alerts", daemon=True).start()
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._settings.alert_check_seconds):
-            try:
-                rollups.catch_up(self._settings)
-                for change in evaluate_alerts(self._settings, probe=self._probe):
-                    log.warning("alert %s %s: %s", change.rule, change.change,
-                                change.alert.message)
-            except SupportTriageError as exc:
-                log.error("alert evaluation failed: %s", exc)
+def record_outage(settings: Settings, outage: Outage,
+                  notify: Callable[[str, dict[str, object]], object] = post_in_background,
+                  ) -> None:
+    """Write a storage outage this process saw, once the database is back, as a resolved
+    "storage_down" alert, and send it to the webhook: refused requests leave no rows, so
+    this is how the outage reaches the alert history."""
+    message = (f"The database could not be reached for {outage.seconds:.0f} s "
+               f"({outage.reason}); {outage.refused} request(s) were refused with 503.")
+    advice = ("Check the database server and the network to it (DATABASE_URL), its disk "
+              "and connection limits; the app recovered by itself.")
+    with session_scope(settings) as session:
+        record = alert_store.record_episode(
+            session=session, rule="storage_down", opened_at=outage.started_at,
+            resolved_at=outage.ended_at, value=float(outage.refused), message=message,
+            advice=advice)
+    if settings.alert_webhook_url:
+        notify(settings.alert_webhook_url, {
+            "rule": record.rule, "change": "resolved", "state": record.state,
+            "message": record.message, "advice": record.advice, "value": record.value,
+            "opened_at": record.opened_at.isoformat(),
+            "resolved_at": record.resolved_at.isoformat() if record.resolved_at else None,
+            "source": "support-triage"})

@@ -11,14 +11,12 @@ canary only if all hold, over the requests made since the canary started:
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass
 
 from classifier import registry
 from classifier.retrain import is_retrain_actor
 from dashboards.queries import VersionFigures, version_figures
 from feedback.db import session_scope
-from feedback.errors import SupportTriageError
 from feedback.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -83,27 +81,8 @@ def check_auto_promote(settings: Settings) -> AutoPromoteDecision:
     return AutoPromoteDecision(True, canary, reason)
 
 
-class AutoPromoteLoop:
-    """Runs check_auto_promote periodically in a daemon thread (only when AUTO_PROMOTE)."""
-
-    def __init__(self, settings: Settings,
-                 interval_s: float = AUTO_PROMOTE_CHECK_SECONDS) -> None:
-        self._settings, self._interval = settings, interval_s
-        self._stop = threading.Event()
-
-    def start(self) -> None:
-        if self._settings.auto_promote:
-            threading.Thread(target=self._run, name="auto-promote", daemon=True).start()
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                decision = check_auto_promote(self._settings)
-            except SupportTriageError as exc:
-                log.error("auto-promote check failed: %s", exc)
-                continue
-            if decision.promoted:
-                log.warning("version %s promoted: %s", decision.version, decision.reason)
+def auto_promote_round(settings: Settings) -> None:
+    """One round of the app's AUTO_PROMOTE loop (one process of the deployment at a time)."""
+    decision = check_auto_promote(settings)
+    if decision.promoted:
+        log.warning("version %s promoted: %s", decision.version, decision.reason)

@@ -64,6 +64,17 @@ def resolve_alert(*, session: Session, alert_id: int, message: str) -> AlertReco
     return _record(row)
 
 
+def record_episode(*, session: Session, rule: str, opened_at: datetime, resolved_at: datetime,
+                   value: float | None, message: str, advice: str) -> AlertRecord:
+    """Add an alert that already opened and resolved (an episode seen while the database
+    itself was away, written once it is back)."""
+    row = Alert(rule=rule, state=RESOLVED, opened_at=opened_at, updated_at=resolved_at,
+                resolved_at=resolved_at, value=value, message=message, advice=advice)
+    session.add(row)
+    session.flush()
+    return _record(row)
+
+
 def list_alerts(*, session: Session, limit: int = 50, only_open: bool = False) -> list[AlertRecord]:
     """Newest first."""
     query = select(Alert).order_by(Alert.id.desc()).limit(limit)

@@ -8,14 +8,12 @@ runs the purge in a daemon thread every RETENTION_CHECK_HOURS.
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
 
 from feedback.db import session_scope
-from feedback.errors import SupportTriageError
 from feedback.settings import Settings
 from feedback.tables import Feedback, Prediction, utc_now
 
@@ -56,24 +54,10 @@ def purge_older_than(settings: Settings, days: int, *, now: datetime | None = No
     return PurgeResult(predictions, feedback, cutoff)
 
 
-def start_retention_schedule(settings: Settings) -> threading.Event | None:
-    """Purge now and then every RETENTION_CHECK_HOURS in a daemon thread; returns the event
-    that stops it, or None when RETENTION_DAYS is 0 (keep forever)."""
-    if settings.retention_days <= 0:
-        return None
-    stop = threading.Event()
-    interval_s = max(settings.retention_check_hours, 0.0) * 3600 or 3600.0
-
-    def loop() -> None:
-        while not stop.is_set():
-            try:
-                result = purge_older_than(settings, settings.retention_days)
-                if result.predictions:
-                    log.info("retention: deleted %d predictions and %d ratings older than %s",
-                             result.predictions, result.feedback, f"{result.cutoff:%Y-%m-%d %H:%M}")
-            except SupportTriageError as exc:  # try again next time; the app keeps serving
-                log.error("retention purge failed: %s", exc)
-            stop.wait(interval_s)
-
-    threading.Thread(target=loop, name="retention", daemon=True).start()
-    return stop
+def apply_retention(settings: Settings) -> PurgeResult:
+    """One round of the app's retention loop: purge what is older than RETENTION_DAYS."""
+    result = purge_older_than(settings, settings.retention_days)
+    if result.predictions:
+        log.info("retention: deleted %d predictions and %d ratings older than %s",
+                 result.predictions, result.feedback, f"{result.cutoff:%Y-%m-%d %H:%M}")
+    return result

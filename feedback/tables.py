@@ -225,6 +225,19 @@ class SignIn(Base):
     expires_at: Mapped[datetime]
 
 
+class Lease(Base):
+    """Who may run a singleton job (retrain, alert evaluation, auto-promote, retention)
+    until when. Claimed with one conditional UPDATE, so of several processes racing for it
+    exactly one wins; a holder that stops renewing loses it when `expires_at` passes."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(100))
+    acquired_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+
+
 class Alert(Base):
     """One alert episode: opened when its rule fires, resolved when it stops firing."""
 

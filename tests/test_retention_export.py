@@ -19,11 +19,12 @@ from api_support import (
     prediction_rows,
 )
 
+from classifier.background import BackgroundWork
 from classifier.cli import main as cli_main
 from feedback.db import session_scope
 from feedback.errors import InvalidInputError
 from feedback.export import EXPORT_COLUMNS, iter_export_csv, parse_time, write_export_csv
-from feedback.retention import purge_older_than, start_retention_schedule
+from feedback.retention import apply_retention, purge_older_than
 from feedback.settings import Settings
 from feedback.store import PredictionRecord, log_prediction, record_feedback
 
@@ -80,27 +81,27 @@ def test_zero_days_keeps_everything(sqlite_settings: Settings) -> None:
     add_prediction(sqlite_settings, "ancient", NOW - timedelta(days=3650))
     result = purge_older_than(sqlite_settings, 0, now=NOW)
     assert (result.predictions, result.feedback, result.cutoff) == (0, 0, None)
-    assert start_retention_schedule(sqlite_settings) is None
     assert len(prediction_rows(sqlite_settings)) == 1
 
 
-def test_schedule_purges_in_the_background(sqlite_settings: Settings) -> None:
-    settings = Settings(**{**vars(sqlite_settings), "retention_days": 7,
-                           "retention_check_hours": 0.0001})
+def test_retention_runs_as_a_background_loop(sqlite_settings: Settings) -> None:
+    settings = Settings(**{**vars(sqlite_settings), "retention_days": 7})
     add_prediction(settings, "old", datetime.now(UTC) - timedelta(days=8))
     add_prediction(settings, "fresh", datetime.now(UTC))
-    stop = start_retention_schedule(settings)
-    assert stop is not None
+    work = BackgroundWork(settings)
+    loop = work.add("retention", 0.2, lambda: apply_retention(settings), lease="retention")
+    work.start()
     try:
         deadline = time.monotonic() + 30
         while len(prediction_rows(settings)) > 1 and time.monotonic() < deadline:
             time.sleep(0.1)
         add_prediction(settings, "old-later", datetime.now(UTC) - timedelta(days=9))
         while len(prediction_rows(settings)) > 1 and time.monotonic() < deadline:
-            time.sleep(0.1)  # a later round (every 0.36 s here) removes it too
+            time.sleep(0.1)  # a later round (every 0.2 s here) removes it too
     finally:
-        stop.set()
+        work.stop()
     assert [r["request_id"] for r in prediction_rows(settings)] == ["fresh"]
+    assert loop.leader and loop.runs >= 2 and loop.failures == 0
 
 
 # --- export ---------------------------------------------------------------------------------

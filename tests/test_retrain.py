@@ -160,7 +160,7 @@ def test_one_retrain_at_a_time_and_dead_jobs_expire(live_sqlite_settings: Settin
     later = utc_now() + retrain.STALE_AFTER
     assert retrain.expire_stale_jobs(settings, now=later) == 1
     dead = retrain.get_job(settings, job.id)
-    assert dead.state == "failed" and "probably died" in (dead.error or "")
+    assert dead.state == "failed" and "the retrain process has stopped" in (dead.error or "")
     assert retrain.create_job(settings, actor="cli").id == job.id + 1
 
 

@@ -9,12 +9,12 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 
 from classifier import registry
 from classifier.service import PredictionService
 from classifier.serving import ModelCache, ModelUnavailableError
-from feedback.db import session_scope
+from feedback.db import get_engine, session_scope
 from feedback.settings import Settings
 from feedback.store import count_rows, get_prediction
 from feedback.tables import Feedback, ModelArtifact, Prediction
@@ -103,25 +103,34 @@ def test_redaction_can_be_switched_off(live_sqlite_settings: Settings) -> None:
     assert [r.text for r in rows(live_sqlite_settings)] == [message, "card [CARD] declined"]
 
 
-def test_model_cache_picks_up_a_promotion_after_the_poll_interval(
+def test_requests_use_the_loaded_model_and_the_background_refresh_switches_it(
         live_settings: Settings, small_model: SmallModel) -> None:
-    settings = dataclasses.replace(live_settings, model_poll_seconds=30)
-    clock = FakeClock()
-    cache = ModelCache(settings, clock=clock)
-    service = PredictionService(settings, models=cache)
-    first = cache.current()
-    assert service.predict("my card was declined").model_version == 1
-    assert cache.current() is first
+    """No request reads the database to choose a model: a promotion by another process is
+    picked up by refresh(), which the app's background loop runs every poll interval."""
+    cache = ModelCache(live_settings)
+    service = PredictionService(live_settings, models=cache)
+    assert service.predict("my card was declined").model_version == 1  # first load
+    assert install_model(live_settings, small_model, promote=True) == 2  # another process
 
-    assert install_model(settings, small_model, promote=True) == 2  # as another process would
-    assert cache.current().version == 1  # not checked again yet
-    clock.advance(29.9)
-    assert service.predict("my card was declined").model_version == 1
-    clock.advance(0.1)
-    assert cache.current().version == 2
-    assert service.predict("my card was declined").model_version == 2
+    reads: list[str] = []
+    engine = get_engine(live_settings)
+    listen = event.listens_for(engine, "before_cursor_execute")
+
+    @listen
+    def count(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+        if statement.lstrip().upper().startswith("SELECT"):
+            reads.append(statement)
+
+    try:
+        for _ in range(20):
+            assert service.predict("my card was declined").model_version == 1
+        assert reads == []  # only the prediction log's INSERTs reached the database
+        cache.refresh()  # the background loop's round
+        assert service.predict("my card was declined").model_version == 2
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
     assert cache.last_error is None
-    assert [r.model_version for r in rows(settings)] == [1, 1, 2]
+    assert [r.model_version for r in rows(live_settings)] == [1] * 21 + [2]
 
 
 def test_no_live_model(settings: Settings) -> None:
@@ -161,7 +170,7 @@ def test_tampered_live_artifact_is_refused_and_the_last_good_model_serves(
 
     assert install_model(settings, small_model, promote=True) == 2
     original = _tamper(settings, 2)  # changed in the database after it went live
-    clock.advance(10)
+    cache.refresh()  # the background loop's next round
     result = service.predict("where is my money")
     assert result.model_version == 1  # still the last good model
     assert cache.last_error is not None
@@ -175,7 +184,7 @@ def test_tampered_live_artifact_is_refused_and_the_last_good_model_serves(
 
     # Once the bytes are restored the next poll loads version 2 and clears the error.
     _restore(settings, 2, original)
-    clock.advance(10)
+    cache.refresh()
     assert service.predict("where is my money").model_version == 2
     assert cache.last_error is None
 

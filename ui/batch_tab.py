@@ -65,5 +65,7 @@ def build_batch_tab(service: PredictionService, guard: UiGuard) -> None:
 
     upload.upload(show_columns, inputs=[upload], outputs=[column], api_visibility="private")
     upload.clear(show_columns, inputs=[upload], outputs=[column], api_visibility="private")
+    # One file at a time per process: a second one waits in Gradio's queue (its position is
+    # shown), so batches never crowd out interactive requests.
     run.click(run_batch, inputs=[upload, column], outputs=[summary, result],
-              api_visibility="private")
+              api_visibility="private", concurrency_limit=1)

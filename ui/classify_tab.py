@@ -31,6 +31,9 @@ EXAMPLES = [
 VERDICT_WORDS = {"up": "👍 right", "down": "👎 wrong"}
 QUOTE_WORDS = 8  # how much of the message a confirmation quotes
 QUOTE_CHARS = 60
+# Classify calls served at once: the model takes a few ms of CPU, so more would only queue
+# inside the interpreter instead of in Gradio's queue, where waiting is visible.
+CLASSIFY_CONCURRENCY = 8
 
 
 @dataclass(frozen=True)
@@ -162,7 +165,7 @@ def build_classify_tab(service: PredictionService, startup: Startup, guard: UiGu
     timer.tick(poll_status, outputs=[status, timer], **private)
     event = classify.click(run_classify, inputs=[message],
                            outputs=[result, version, request_id, info, shown],
-                           api_name="classify",
+                           api_name="classify", concurrency_limit=CLASSIFY_CONCURRENCY,
                            api_description="Classify one support message; returns the "
                            "category with every class's confidence, the model version and "
                            "the request id (rate it with POST /api/v1/feedback).")

@@ -36,6 +36,7 @@ KEYBOARD_JS = """() => {
 }"""
 # Gradio's cache (uploads, generated CSVs) is swept this often, at most.
 MAX_SWEEP_SECONDS = 60
+HANDLER_CONCURRENCY = 4
 
 
 def storage_notice(storage: StorageInfo) -> str:
@@ -114,4 +115,8 @@ def build_ui(service: PredictionService, startup: Startup, storage: StorageInfo,
         for *_, locked, body in locks:
             outputs += [locked, body]
         blocks.load(on_load, outputs=outputs, api_visibility="private")
+    # Deliberate concurrency: quick handlers run a few at a time per event (classify sets
+    # its own, higher limit; a batch file runs one at a time, others wait in the queue).
+    blocks.queue(default_concurrency_limit=HANDLER_CONCURRENCY)
+    blocks.state_session_capacity = settings.ui_sessions_max  # see ui/sessions.py
     return blocks

@@ -1,0 +1,67 @@
+"""Leases: at most one holder at a time for a named job, across every process and replica.
+
+A holder claims or renews a lease with one conditional UPDATE (the row is free, expired, or
+already theirs); the database serialises the racing UPDATEs, so exactly one wins. The first
+claim of a name inserts its row; of two inserts racing, the loser gets ConflictError from
+session_scope, which callers read as "not acquired". Functions take the session as a
+keyword argument.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, update
+from sqlalchemy.orm import Session
+
+from feedback.tables import Lease, utc_now
+
+
+@dataclass(frozen=True)
+class LeaseInfo:
+    name: str
+    holder: str
+    expires_at: datetime
+
+
+def claim_lease(*, session: Session, name: str, holder: str, ttl: timedelta,
+                now: datetime | None = None) -> bool:
+    """Take or renew `name` for `holder` until now + ttl; False while someone else holds it."""
+    now = now or utc_now()
+    taken = session.execute(
+        update(Lease).where(Lease.name == name,
+                            or_(Lease.holder == holder, Lease.expires_at <= now))
+        .values(holder=holder, acquired_at=now, expires_at=now + ttl)
+        .execution_options(synchronize_session=False))
+    if taken.rowcount:  # type: ignore[attr-defined]
+        return True
+    if session.get(Lease, name) is not None:
+        return False
+    session.add(Lease(name=name, holder=holder, acquired_at=now, expires_at=now + ttl))
+    session.flush()  # a racing insert fails here (or at commit) as ConflictError
+    return True
+
+
+def rename_holder(*, session: Session, name: str, holder: str, new_holder: str) -> bool:
+    """Hand a held lease to another holder name (a queued job's id, say)."""
+    moved = session.execute(update(Lease).where(Lease.name == name, Lease.holder == holder)
+                            .values(holder=new_holder)
+                            .execution_options(synchronize_session=False))
+    return bool(moved.rowcount)  # type: ignore[attr-defined]
+
+
+def release_lease(*, session: Session, name: str, holder: str) -> None:
+    """Give the lease up at once (if still held by `holder`), so the next claim need not
+    wait for it to expire."""
+    session.execute(update(Lease).where(Lease.name == name, Lease.holder == holder)
+                    .values(expires_at=utc_now())
+                    .execution_options(synchronize_session=False))
+
+
+def get_lease(*, session: Session, name: str) -> LeaseInfo | None:
+    """The current holder of a lease that has not expired, else None."""
+    row = session.get(Lease, name)
+    if row is None or row.expires_at <= utc_now():
+        return None
+    return LeaseInfo(row.name, row.holder, row.expires_at)
