@@ -10,9 +10,9 @@ deterministic under the pinned onnx/onnxruntime, so the derived file's sha256 is
 checked on every load, like the package file's. The tokenizer (the model's own tokenizer.json,
 0.5 MB) is vendored beside the data, also sha256-checked.
 
-Texts are tokenised without padding (padding to 128 tokens is 4x slower and would let pad
-tokens into the mean) and batched by equal length, so every text gets the same vector alone
-or in a batch.
+Every text runs alone, tokenised without padding: padding to 128 tokens is 4x slower and
+lets pad tokens into the mean, and the dynamic quantisation picks one activation scale per
+run, so a text batched with others would get a different vector than when served alone.
 """
 
 from __future__ import annotations
@@ -32,14 +32,12 @@ import numpy as np
 from feedback.errors import SupportTriageError
 
 DATA = Path(__file__).parent / "data"
-# Texts of one token length are run together in groups of this many: big enough to amortise
-# the per-call overhead, small enough to keep memory flat.
-BATCH = 64
 # all-MiniLM-L6-v2 was trained on inputs of up to 128 word pieces (its tokenizer.json says
 # so); longer messages are cut there, which also bounds the latency of a long message.
 MAX_TOKENS = 128
-# Two threads is this machine's budget; more only adds contention with the web server.
-THREADS = min(2, os.cpu_count() or 1)
+# One thread per run: a message is a few dozen tokens, too little work to share; measured on
+# two cores, two threads were slower (p50 3.3 vs 2.1 ms) and left no core to the web server.
+THREADS = 1
 
 
 class EncoderError(SupportTriageError):
@@ -157,20 +155,14 @@ class SentenceEncoder:
                 "derived_sha256": self.spec.derived_sha256, "dimension": self.spec.dimension}
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        """(len(texts), dimension) float32 vectors, unit length."""
+        """(len(texts), dimension) float32 vectors, unit length; each text run alone."""
         out = np.zeros((len(texts), self.spec.dimension), dtype=np.float32)
-        encodings = self._tokenizer.encode_batch(list(texts))
-        by_length: dict[int, list[int]] = {}
-        for i, encoding in enumerate(encodings):
-            by_length.setdefault(len(encoding.ids), []).append(i)
-        for rows in by_length.values():
-            for start in range(0, len(rows), BATCH):
-                chunk = rows[start:start + BATCH]
-                ids = np.array([encodings[i].ids for i in chunk], dtype=np.int64)
-                hidden = self._session.run(None, {"input_ids": ids,
-                                                  "attention_mask": np.ones_like(ids),
-                                                  "token_type_ids": np.zeros_like(ids)})[0]
-                out[chunk] = hidden.mean(axis=1)  # no padding: every token is real
+        for i, encoding in enumerate(self._tokenizer.encode_batch(list(texts))):
+            ids = np.array([encoding.ids], dtype=np.int64)
+            hidden = self._session.run(None, {"input_ids": ids,
+                                              "attention_mask": np.ones_like(ids),
+                                              "token_type_ids": np.zeros_like(ids)})[0]
+            out[i] = hidden[0].mean(axis=0)  # no padding: every token is real
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.clip(norms, 1e-12, None)
 
