@@ -2,8 +2,10 @@
 train on, when the expected calibration error says the confidences cannot be taken at face
 value.
 
-Why a temperature: it changes no prediction (the arg-max stays), only how sure the model
-says it is, and one parameter cannot overfit a few thousand held-out messages.
+Why a temperature: it changes no fine-label prediction (the arg-max stays), only how sure
+the model says it is, and one parameter cannot overfit a few thousand held-out messages.
+(Summed into categories, a softer distribution can move a few close category answers; the
+report after scaling is measured, not assumed.)
 """
 
 from __future__ import annotations
