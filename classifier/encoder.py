@@ -21,6 +21,7 @@ import hashlib
 import os
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import import_module
 from importlib.metadata import version as package_version
@@ -38,6 +39,9 @@ MAX_TOKENS = 128
 # One thread per run: a message is a few dozen tokens, too little work to share; measured on
 # two cores, two threads were slower (p50 3.3 vs 2.1 ms) and left no core to the web server.
 THREADS = 1
+# Batches (training, evaluation) run this many texts at once instead: onnxruntime releases
+# the GIL, so two one-thread runs use both cores fully (13,000 Banking77 texts: 35 s -> 18 s).
+WORKERS = min(2, os.cpu_count() or 1)
 
 
 class EncoderError(SupportTriageError):
@@ -154,15 +158,22 @@ class SentenceEncoder:
                 "version": package_version(self.spec.distribution), "sha256": self.spec.sha256,
                 "derived_sha256": self.spec.derived_sha256, "dimension": self.spec.dimension}
 
+    def _pooled(self, ids: list[int]) -> np.ndarray:
+        tokens = np.array([ids], dtype=np.int64)
+        hidden = self._session.run(None, {"input_ids": tokens,
+                                          "attention_mask": np.ones_like(tokens),
+                                          "token_type_ids": np.zeros_like(tokens)})[0]
+        return hidden[0].mean(axis=0)  # no padding: every token is real
+
     def encode(self, texts: list[str]) -> np.ndarray:
         """(len(texts), dimension) float32 vectors, unit length; each text run alone."""
-        out = np.zeros((len(texts), self.spec.dimension), dtype=np.float32)
-        for i, encoding in enumerate(self._tokenizer.encode_batch(list(texts))):
-            ids = np.array([encoding.ids], dtype=np.int64)
-            hidden = self._session.run(None, {"input_ids": ids,
-                                              "attention_mask": np.ones_like(ids),
-                                              "token_type_ids": np.zeros_like(ids)})[0]
-            out[i] = hidden[0].mean(axis=0)  # no padding: every token is real
+        ids = [e.ids for e in self._tokenizer.encode_batch(list(texts))]
+        if len(ids) > 1 and WORKERS > 1:
+            with ThreadPoolExecutor(WORKERS, thread_name_prefix="encoder") as pool:
+                pooled = list(pool.map(self._pooled, ids))
+        else:
+            pooled = [self._pooled(one) for one in ids]
+        out = np.asarray(pooled, dtype=np.float32).reshape(len(texts), self.spec.dimension)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.clip(norms, 1e-12, None)
 
