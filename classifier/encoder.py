@@ -18,6 +18,7 @@ run, so a text batched with others would get a different vector than when served
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import threading
 from collections.abc import Callable
@@ -32,6 +33,7 @@ import numpy as np
 
 from feedback.errors import SupportTriageError
 
+log = logging.getLogger(__name__)
 DATA = Path(__file__).parent / "data"
 # all-MiniLM-L6-v2 was trained on inputs of up to 128 word pieces (its tokenizer.json says
 # so); longer messages are cut there, which also bounds the latency of a long message.
@@ -123,8 +125,14 @@ def derive_quantised(spec: EncoderSpec, folder: Path) -> Path:
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
             options.optimized_model_filepath = str(folded)
             ort.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])
-            quantize_dynamic(folded, partial, weight_type=QuantType.QInt8, per_channel=True)
+            # The quantiser logs dozens of lines per graph on the root logger; it runs once.
+            logging.disable(logging.WARNING)
+            try:
+                quantize_dynamic(folded, partial, weight_type=QuantType.QInt8, per_channel=True)
+            finally:
+                logging.disable(logging.NOTSET)
             os.replace(partial, target)  # atomic: another process never sees half a file
+            log.info("derived the int8 %s graph in %s", spec.name, target)
         finally:
             folded.unlink(missing_ok=True)
             partial.unlink(missing_ok=True)

@@ -79,7 +79,8 @@ def test_first_start_trains_the_default_model(tmp_path: Path) -> None:
         log = server.log()
 
         assert "No live model yet" in log
-        assert re.search(r"Training on \d+ messages, 5 labels", log), log
+        assert re.search(r"Training the tfidf\+minilm model on \d+ messages, 77 labels",
+                         log), log
         assert "Evaluating on" in log
         assert re.search(r"Default model version 1 is live \(accuracy 0\.\d+", log), log
         assert "Traceback" not in log
@@ -106,7 +107,12 @@ def test_first_start_trains_the_default_model(tmp_path: Path) -> None:
         assert versions[0]["version"] == 1
         assert versions[0]["status"] == "live"
         assert versions[0]["labels"] == 5
+        assert versions[0]["model"] == "tfidf+minilm"
         assert (data_dir / "support_triage.db").is_file()
+        # The int8 encoder graph was derived into DATA_DIR (checked by its pinned sha256).
+        derived = sorted(p.suffix for p in (data_dir / "encoders").glob("all-MiniLM-L6-v2-*"))
+        assert derived == [".npz", ".onnx"], derived  # the graph and the cached vectors
+        assert "Quantization parameters" not in log  # the quantiser's chatter is kept out
     finally:
         watcher.stop.set()
         stop_server(server)
