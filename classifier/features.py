@@ -7,6 +7,9 @@ and must match what the model was trained with.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +24,24 @@ from feedback.settings import load_settings
 CACHE_MIN_TEXTS = 32
 
 
+_data_dir: ContextVar[Path | None] = ContextVar("encoder_data_dir", default=None)
+
+
 def encoder_folder() -> Path:
-    """Derived encoder files and cached vectors live in DATA_DIR, beside the database."""
-    return load_settings().data_dir / "encoders"
+    """Derived encoder files and cached vectors live in DATA_DIR, beside the database: the
+    one `using_data_dir` set for this context (training, gate, retrain), else the
+    environment's (serving)."""
+    return (_data_dir.get() or load_settings().data_dir) / "encoders"
+
+
+@contextmanager
+def using_data_dir(data_dir: Path) -> Iterator[None]:
+    """Keep the encoder's files in `data_dir` for the code run inside (one thread)."""
+    token = _data_dir.set(data_dir)
+    try:
+        yield
+    finally:
+        _data_dir.reset(token)
 
 
 class SentenceEmbedding(TransformerMixin, BaseEstimator):
@@ -53,7 +71,7 @@ class SentenceEmbedding(TransformerMixin, BaseEstimator):
         texts = list(texts)
         if len(texts) >= CACHE_MIN_TEXTS:
             name = f"{encoder.spec.name}-{encoder.spec.derived_sha256[:12]}-vectors.npz"
-            vectors = get_cache(encoder.folder / name).encode(encoder, texts)
+            vectors = get_cache(encoder_folder() / name).encode(encoder, texts)
         else:
             vectors = encoder.encode(texts)
         return vectors * np.float32(self.weight)

@@ -43,6 +43,7 @@ from classifier.dataset import (
     load_taxonomy,
 )
 from classifier.evaluation import evaluate
+from classifier.features import using_data_dir
 from classifier.gate import run_gate
 from classifier.pipeline import LEGACY_MODEL
 from classifier.review import build_feedback_dataset, normalise_text
@@ -461,9 +462,11 @@ def run_retrain(settings: Settings, *, actor: str = "cli",
         fb_texts = [t for t, _ in data.feedback_holdout]
         fb_labels = [lbl for _, lbl in data.feedback_holdout]
         frozen_answers = taxonomy.apply(frozen).labels if taxonomy else frozen.labels
-        frozen_pair, f_live, f_chal = _compare(live_pipeline, fitted.pipeline, frozen_texts,
-                                               frozen_answers)
-        fb_pair, b_live, b_chal = _compare(live_pipeline, fitted.pipeline, fb_texts, fb_labels)
+        with using_data_dir(settings.data_dir):
+            frozen_pair, f_live, f_chal = _compare(live_pipeline, fitted.pipeline,
+                                                   frozen_texts, frozen_answers)
+            fb_pair, b_live, b_chal = _compare(live_pipeline, fitted.pipeline, fb_texts,
+                                               fb_labels)
         pairs = {"frozen_holdout": frozen_pair, "feedback_holdout": fb_pair}
         report = {
             "live_version": live.version, "feedback_dataset": build.info.version,

@@ -16,6 +16,9 @@ import numpy as np
 from scipy.special import softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 
+# Fine labels shown with an answer: enough to see what the model weighed, short to read.
+TOP_INTENTS = 3
+
 
 class RollupClassifier(ClassifierMixin, BaseEstimator):
     """`estimator` fitted on fine labels; `mapping` (fine -> category, None = identity)."""
@@ -51,3 +54,15 @@ class RollupClassifier(ClassifierMixin, BaseEstimator):
 
     def predict(self, features: Any) -> np.ndarray:
         return self.classes_[self.predict_proba(features).argmax(axis=1)]
+
+
+def predict_with_intents(pipeline: Any, text: str) -> tuple[np.ndarray, dict[str, float]]:
+    """One text's answer-level probabilities and, for a model answering in categories, its
+    TOP_INTENTS most likely fine labels (empty otherwise, and for versions stored before this
+    step existed); one feature transform either way."""
+    final = pipeline[-1]
+    if not isinstance(final, RollupClassifier) or not final.mapping:
+        return pipeline.predict_proba([text])[0], {}
+    fine = final.predict_fine_proba(pipeline[:-1].transform([text]))[0]
+    top = np.argsort(fine)[::-1][:TOP_INTENTS]
+    return fine @ final.rollup_, {str(final.fine_classes_[i]): float(fine[i]) for i in top}

@@ -9,9 +9,10 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from classifier.profile import message_signals
+from classifier.rollup import predict_with_intents
 from classifier.serving import LoadedModel, ModelCache, ModelUnavailableError
 from classifier.validation import RejectedInputError, validate_text
 from feedback.db import session_scope
@@ -41,6 +42,8 @@ class PredictionResult:
     model_version: int
     latency_ms: float
     low_confidence: bool
+    # The most likely fine labels of a model that answers in categories (else empty).
+    intents: dict[str, float] = field(default_factory=dict)
 
 
 class PredictionService:
@@ -83,7 +86,7 @@ class PredictionService:
                               stored)
             raise ModelUnavailableError(unavailable)
         try:
-            proba = model.pipeline.predict_proba([stored])[0]
+            proba, intents = predict_with_intents(model.pipeline, stored)
         except Exception as exc:  # a model bug must not take the service down
             log.exception("prediction failed for request %s", request_id)
             self._log_failure(request_id, source, "error", f"model failed: {type(exc).__name__}",
@@ -102,7 +105,8 @@ class PredictionService:
             reason=None, text=stored, text_chars=chars, label=label, confidence=confidence,
             scores=scores, model_version=model.version, latency_ms=latency_ms, **signals))
         return PredictionResult(request_id, label, confidence, scores, model.version,
-                                latency_ms, confidence < self.settings.low_confidence)
+                                latency_ms, confidence < self.settings.low_confidence,
+                                {k: round(v, 6) for k, v in intents.items()})
 
     def rate(self, request_id: str, verdict: str, *, correct_label: str | None = None,
              comment: str | None = None) -> FeedbackRecord:

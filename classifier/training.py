@@ -25,6 +25,7 @@ from classifier.evaluation import (
     fine_level,
     predict_levels,
 )
+from classifier.features import using_data_dir
 from classifier.gate import GateReport, run_gate
 from classifier.pipeline import DEFAULT_PARAMS, MODELS, SEED, build_pipeline, check_model, slim
 from classifier.profile import build_profile
@@ -141,50 +142,51 @@ def fit_version(*, train: Dataset, holdout: Dataset, settings: Settings,
     Shared by `train_version` and the feedback retrain, so both train and describe a
     version the same way. Nothing is written to the database here.
     """
-    params = {**DEFAULT_PARAMS, **(params or {})}
-    check_model(params["model"])
-    mapping = taxonomy.rollup(train.labels + holdout.labels, train.source) if taxonomy else None
-    progress(f"Training the {params['model']} model on {len(train.texts)} messages, "
-             f"{len(train.label_counts)} labels")
-    start = time.perf_counter()
-    fit_params = {} if sample_weight is None else {"model__sample_weight": sample_weight}
-    pipeline = slim(build_pipeline(params, mapping).fit(train.texts, train.labels,
-                                                        **fit_params))
-    seconds = round(time.perf_counter() - start, 2)
-    progress(f"Evaluating on {len(holdout.texts)} held-out messages")
-    answers = [mapping[label] for label in holdout.labels] if mapping else holdout.labels
-    proba, fine = predict_levels(pipeline, holdout.texts)
-    calibration: dict[str, Any] = {"temperature": 1.0, "ece_limit": ECE_LIMIT}
-    predicted = pipeline.classes_[proba.argmax(axis=1)]
-    ece = expected_calibration_error(proba.max(axis=1), predicted == np.asarray(answers))
-    if ece > ECE_LIMIT:
-        progress(f"Calibrating: ECE {ece:.3f} is above {ECE_LIMIT}; fitting a temperature")
-        temperature = _temperature(params, mapping, train, sample_weight)
-        pipeline.set_params(model__temperature=temperature)
-        calibration.update(temperature=temperature, ece_before=round(ece, 4))
+    with using_data_dir(settings.data_dir):  # derived encoder files and cached vectors
+        params = {**DEFAULT_PARAMS, **(params or {})}
+        check_model(params["model"])
+        mapping = taxonomy.rollup(train.labels + holdout.labels, train.source) if taxonomy else None
+        progress(f"Training the {params['model']} model on {len(train.texts)} messages, "
+                 f"{len(train.label_counts)} labels")
+        start = time.perf_counter()
+        fit_params = {} if sample_weight is None else {"model__sample_weight": sample_weight}
+        pipeline = slim(build_pipeline(params, mapping).fit(train.texts, train.labels,
+                                                            **fit_params))
+        seconds = round(time.perf_counter() - start, 2)
+        progress(f"Evaluating on {len(holdout.texts)} held-out messages")
+        answers = [mapping[label] for label in holdout.labels] if mapping else holdout.labels
         proba, fine = predict_levels(pipeline, holdout.texts)
-    report = evaluate(pipeline, holdout.texts, answers, proba)
-    report["calibration"] = calibration
-    if mapping:
-        report["intents"] = fine_level(pipeline, fine, holdout.labels)
-    report["training_seconds"] = seconds
-    classes = [str(c) for c in pipeline.classes_]
-    redacted_holdout = [redact(t) for t in holdout.texts]
-    profile = build_profile(
-        train_texts=[redact(t) for t in train.texts], holdout_texts=redacted_holdout,
-        predicted=[classes[i] for i in proba.argmax(axis=1)],
-        confidences=proba.max(axis=1).tolist(), labels=classes,
-        low_confidence=settings.low_confidence)
-    artifact = dump_model(pipeline)
-    return FittedVersion(pipeline=pipeline, new=registry.NewVersion(
-        artifact=artifact, sha256=sha256_of(artifact),
-        labels=classes, taxonomy=taxonomy.name if taxonomy else None, report=report,
-        n_train=len(train.texts), n_test=len(holdout.texts),
-        data_fingerprint=data_fingerprint,
-        params=params, library_versions=_library_versions(params), git_commit=_git_commit(),
-        training_seconds=seconds,
-        holdout_texts=redacted_holdout, holdout_labels=answers, profile=profile,
-    ))
+        calibration: dict[str, Any] = {"temperature": 1.0, "ece_limit": ECE_LIMIT}
+        predicted = pipeline.classes_[proba.argmax(axis=1)]
+        ece = expected_calibration_error(proba.max(axis=1), predicted == np.asarray(answers))
+        if ece > ECE_LIMIT:
+            progress(f"Calibrating: ECE {ece:.3f} is above {ECE_LIMIT}; fitting a temperature")
+            temperature = _temperature(params, mapping, train, sample_weight)
+            pipeline.set_params(model__temperature=temperature)
+            calibration.update(temperature=temperature, ece_before=round(ece, 4))
+            proba, fine = predict_levels(pipeline, holdout.texts)
+        report = evaluate(pipeline, holdout.texts, answers, proba)
+        report["calibration"] = calibration
+        if mapping:
+            report["intents"] = fine_level(pipeline, fine, holdout.labels)
+        report["training_seconds"] = seconds
+        classes = [str(c) for c in pipeline.classes_]
+        redacted_holdout = [redact(t) for t in holdout.texts]
+        profile = build_profile(
+            train_texts=[redact(t) for t in train.texts], holdout_texts=redacted_holdout,
+            predicted=[classes[i] for i in proba.argmax(axis=1)],
+            confidences=proba.max(axis=1).tolist(), labels=classes,
+            low_confidence=settings.low_confidence)
+        artifact = dump_model(pipeline)
+        return FittedVersion(pipeline=pipeline, new=registry.NewVersion(
+            artifact=artifact, sha256=sha256_of(artifact),
+            labels=classes, taxonomy=taxonomy.name if taxonomy else None, report=report,
+            n_train=len(train.texts), n_test=len(holdout.texts),
+            data_fingerprint=data_fingerprint,
+            params=params, library_versions=_library_versions(params), git_commit=_git_commit(),
+            training_seconds=seconds,
+            holdout_texts=redacted_holdout, holdout_labels=answers, profile=profile,
+        ))
 
 
 def train_version(*, data: Dataset, test: Dataset | None, settings: Settings,

@@ -21,6 +21,7 @@ from sqlalchemy import select
 from classifier import registry
 from classifier.artifacts import ArtifactError, dump_model, load_model, sha256_of
 from classifier.calibration import fit_temperature
+from classifier.rollup import TOP_INTENTS, predict_with_intents
 from classifier.dataset import Dataset, load_dataset, load_taxonomy
 from classifier.evaluation import expected_calibration_error
 from classifier.pipeline import DEFAULT_PARAMS, SEED, build_pipeline
@@ -366,6 +367,15 @@ def test_categories_are_the_sums_of_their_fine_labels() -> None:
         assert np.allclose(proba[:, column], fine[:, members].sum(axis=1))
     assert np.allclose(proba.sum(axis=1), 1.0)
     assert list(pipeline.predict(["my card is broken"])) == ["technical"]
+
+
+def test_an_answer_comes_with_its_closest_intents() -> None:
+    pipeline = _rollup()
+    proba, intents = predict_with_intents(pipeline, "my card is broken")
+    assert np.allclose(proba, pipeline.predict_proba(["my card is broken"])[0])
+    assert len(intents) == TOP_INTENTS and list(intents)[0] == "card_broken"
+    assert list(intents.values()) == sorted(intents.values(), reverse=True)
+    assert predict_with_intents(_rollup(mapping={}), "my card is broken")[1] == {}
 
 
 def test_without_a_mapping_it_is_a_plain_classifier() -> None:
