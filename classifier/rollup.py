@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from scipy import sparse
 from scipy.special import softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 
@@ -42,9 +43,11 @@ class RollupClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     def fine_logits(self, features: Any) -> np.ndarray:
-        """(n, fine classes) logits; a binary regression's one column becomes [0, z]."""
-        z = self.estimator_.decision_function(features)
-        return np.column_stack([np.zeros_like(z), z]) if z.ndim == 1 else z
+        """(n, fine classes) logits of the linear model; a binary regression's one column
+        becomes [0, z]. Computed directly: the features come from this pipeline, so
+        decision_function's input validation would only cost time (about 0.3 ms a message)."""
+        z = np.asarray(features @ self.estimator_.coef_.T) + self.estimator_.intercept_
+        return np.column_stack([np.zeros(len(z)), z[:, 0]]) if z.shape[1] == 1 else z
 
     def predict_fine_proba(self, features: Any) -> np.ndarray:
         return softmax(self.fine_logits(features) / self.temperature, axis=1)
@@ -56,6 +59,15 @@ class RollupClassifier(ClassifierMixin, BaseEstimator):
         return self.classes_[self.predict_proba(features).argmax(axis=1)]
 
 
+def features_of_one(pipeline: Any, text: str) -> sparse.csr_matrix:
+    """The feature row of one message: FeatureUnion.transform without its per-call joblib
+    and output-container bookkeeping, which cost about 1 ms of a 5 ms answer."""
+    union = pipeline.named_steps["features"]
+    blocks = [step.transform([text]) for _, step in union.transformer_list]
+    return sparse.hstack([b if sparse.issparse(b) else sparse.csr_matrix(b) for b in blocks],
+                         format="csr")
+
+
 def predict_with_intents(pipeline: Any, text: str) -> tuple[np.ndarray, dict[str, float]]:
     """One text's answer-level probabilities and, for a model answering in categories, its
     TOP_INTENTS most likely fine labels (empty otherwise, and for versions stored before this
@@ -63,6 +75,6 @@ def predict_with_intents(pipeline: Any, text: str) -> tuple[np.ndarray, dict[str
     final = pipeline[-1]
     if not isinstance(final, RollupClassifier) or not final.mapping:
         return pipeline.predict_proba([text])[0], {}
-    fine = final.predict_fine_proba(pipeline[:-1].transform([text]))[0]
+    fine = final.predict_fine_proba(features_of_one(pipeline, text))[0]
     top = np.argsort(fine)[::-1][:TOP_INTENTS]
     return fine @ final.rollup_, {str(final.fine_classes_[i]): float(fine[i]) for i in top}

@@ -20,6 +20,8 @@ from classifier.encoder import (
     package_file,
 )
 from classifier.features import SentenceEmbedding, encoder_folder
+from classifier.pipeline import build_pipeline
+from classifier.rollup import features_of_one, predict_with_intents
 
 TEXTS = ["I was charged twice for my coffee", "Please close my account",
          "my card was declined at the ATM", "How do I change my PIN?",
@@ -109,3 +111,19 @@ def test_feature_block_refuses_vectors_from_another_graph(encoder: SentenceEncod
     block.encoder_identity_ = {**block.encoder_identity_, "derived_sha256": "f" * 64}
     with pytest.raises(EncoderError, match="trained with encoder graph ffffffffffff"):
         block.transform(TEXTS)
+
+
+@pytest.mark.parametrize("model", ["tfidf", "tfidf+minilm"])
+def test_one_message_path_matches_the_pipeline(model: str) -> None:
+    """The service's lean path (features_of_one, direct logits) answers exactly as the
+    pipeline's own predict_proba."""
+    mapping = {"charge": "billing", "close": "cancellation", "card": "technical issue",
+               "pin": "account", "other": "billing"}
+    pipeline = build_pipeline({"model": model, "char_min_df": 1}, mapping).fit(
+        TEXTS, ["charge", "close", "card", "pin", "other"])
+    for text in TEXTS + ["something else entirely"]:
+        row = features_of_one(pipeline, text)
+        assert np.allclose(row.toarray(), pipeline[:-1].transform([text]).toarray(), atol=1e-6)
+        proba, intents = predict_with_intents(pipeline, text)
+        assert np.allclose(proba, pipeline.predict_proba([text])[0], atol=1e-6)
+        assert len(intents) == 3

@@ -21,10 +21,10 @@ from sqlalchemy import select
 from classifier import registry
 from classifier.artifacts import ArtifactError, dump_model, load_model, sha256_of
 from classifier.calibration import fit_temperature
-from classifier.rollup import TOP_INTENTS, predict_with_intents
 from classifier.dataset import Dataset, load_dataset, load_taxonomy
 from classifier.evaluation import expected_calibration_error
 from classifier.pipeline import DEFAULT_PARAMS, SEED, build_pipeline
+from classifier.rollup import TOP_INTENTS, predict_with_intents
 from classifier.training import HOLDOUT_SHARE, split_holdout, train_version
 from feedback.db import session_scope
 from feedback.errors import InvalidInputError
