@@ -98,7 +98,8 @@ def _print_report(result: TrainingResult) -> None:
     calibration = r.get("calibration", {})
     if calibration.get("temperature", 1.0) != 1.0:
         print(f"  temperature {calibration['temperature']} (ECE was "
-              f"{calibration['ece_before']:.4f} before scaling)")
+              f"{calibration['ece_before']:.4f} before scaling; fitted in "
+              f"{calibration['seconds']}s)")
     width = max(len(label) for label in r["per_class"])
     print(f"  {'label'.ljust(width)}  precision  recall     f1  support")
     for label, m in r["per_class"].items():

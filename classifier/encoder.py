@@ -42,8 +42,9 @@ MAX_TOKENS = 128
 # two cores, two threads were slower (p50 3.3 vs 2.1 ms) and left no core to the web server.
 THREADS = 1
 # Batches (training, evaluation) run this many texts at once instead: onnxruntime releases
-# the GIL, so two one-thread runs use both cores fully (13,000 Banking77 texts: 35 s -> 18 s).
-WORKERS = min(2, os.cpu_count() or 1)
+# the GIL, so two one-thread runs use both cores (2.0 -> 1.0 ms a text). A process limited to
+# one thread (the background retrain: OMP_NUM_THREADS=1) leaves the other core to serving.
+WORKERS = 1 if os.environ.get("OMP_NUM_THREADS") == "1" else min(2, os.cpu_count() or 1)
 
 
 class EncoderError(SupportTriageError):

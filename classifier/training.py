@@ -161,9 +161,11 @@ def fit_version(*, train: Dataset, holdout: Dataset, settings: Settings,
         ece = expected_calibration_error(proba.max(axis=1), predicted == np.asarray(answers))
         if ece > ECE_LIMIT:
             progress(f"Calibrating: ECE {ece:.3f} is above {ECE_LIMIT}; fitting a temperature")
+            start = time.perf_counter()
             temperature = _temperature(params, mapping, train, sample_weight)
             pipeline.set_params(model__temperature=temperature)
-            calibration.update(temperature=temperature, ece_before=round(ece, 4))
+            calibration.update(temperature=temperature, ece_before=round(ece, 4),
+                               seconds=round(time.perf_counter() - start, 2))
             proba, fine = predict_levels(pipeline, holdout.texts)
         report = evaluate(pipeline, holdout.texts, answers, proba)
         report["calibration"] = calibration
