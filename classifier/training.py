@@ -129,6 +129,22 @@ def _temperature(params: dict[str, Any], mapping: dict[str, str] | None, train: 
     return fit_temperature(logits, np.asarray([column[labels[i]] for i in known]))
 
 
+def _calibrate(pipeline: Pipeline, proba: np.ndarray, answers: list[str],
+               temperature: Callable[[], float], progress: Progress) -> dict[str, Any]:
+    """Set the pipeline's temperature when its answers' ECE on the holdout exceeds
+    ECE_LIMIT; returns what the report records about it."""
+    predicted = pipeline.classes_[proba.argmax(axis=1)]
+    ece = expected_calibration_error(proba.max(axis=1), predicted == np.asarray(answers))
+    if ece <= ECE_LIMIT:
+        return {"temperature": 1.0, "ece_limit": ECE_LIMIT}
+    progress(f"Calibrating: ECE {ece:.3f} is above {ECE_LIMIT}; fitting a temperature")
+    start = time.perf_counter()
+    fitted = temperature()
+    pipeline.set_params(model__temperature=fitted)
+    return {"temperature": fitted, "ece_limit": ECE_LIMIT, "ece_before": round(ece, 4),
+            "seconds": round(time.perf_counter() - start, 2)}
+
+
 def fit_version(*, train: Dataset, holdout: Dataset, settings: Settings,
                 taxonomy: Taxonomy | None, data_fingerprint: dict[str, Any],
                 params: dict[str, Any] | None = None, sample_weight: list[float] | None = None,
@@ -156,16 +172,9 @@ def fit_version(*, train: Dataset, holdout: Dataset, settings: Settings,
         progress(f"Evaluating on {len(holdout.texts)} held-out messages")
         answers = [mapping[label] for label in holdout.labels] if mapping else holdout.labels
         proba, fine = predict_levels(pipeline, holdout.texts)
-        calibration: dict[str, Any] = {"temperature": 1.0, "ece_limit": ECE_LIMIT}
-        predicted = pipeline.classes_[proba.argmax(axis=1)]
-        ece = expected_calibration_error(proba.max(axis=1), predicted == np.asarray(answers))
-        if ece > ECE_LIMIT:
-            progress(f"Calibrating: ECE {ece:.3f} is above {ECE_LIMIT}; fitting a temperature")
-            start = time.perf_counter()
-            temperature = _temperature(params, mapping, train, sample_weight)
-            pipeline.set_params(model__temperature=temperature)
-            calibration.update(temperature=temperature, ece_before=round(ece, 4),
-                               seconds=round(time.perf_counter() - start, 2))
+        calibration = _calibrate(pipeline, proba, answers, lambda: _temperature(
+            params, mapping, train, sample_weight), progress)
+        if calibration["temperature"] != 1.0:
             proba, fine = predict_levels(pipeline, holdout.texts)
         report = evaluate(pipeline, holdout.texts, answers, proba)
         report["calibration"] = calibration
