@@ -33,6 +33,12 @@ import numpy as np
 
 from feedback.errors import SupportTriageError
 
+# onnxruntime 1.32 on Linux starts Microsoft's OneCollector telemetry client unless this is
+# set before it is imported (measured: it then writes a session file to TMPDIR;
+# `onnxruntime.disable_telemetry_events()` after the import does not stop that). This app
+# sends nothing anywhere; only this module imports onnxruntime.
+os.environ["ORT_DISABLE_TELEMETRY"] = "1"
+
 log = logging.getLogger(__name__)
 DATA = Path(__file__).parent / "data"
 # all-MiniLM-L6-v2 was trained on inputs of up to 128 word pieces (its tokenizer.json says

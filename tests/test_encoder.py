@@ -4,6 +4,9 @@ the feature block that uses them (classifier.features). One real encoder per tes
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +25,7 @@ from classifier.encoder import (
 from classifier.features import SentenceEmbedding, encoder_folder
 from classifier.pipeline import build_pipeline
 from classifier.rollup import features_of_one, predict_with_intents
+from tests.conftest import ROOT
 
 TEXTS = ["I was charged twice for my coffee", "Please close my account",
          "my card was declined at the ATM", "How do I change my PIN?",
@@ -127,3 +131,17 @@ def test_one_message_path_matches_the_pipeline(model: str) -> None:
         proba, intents = predict_with_intents(pipeline, text)
         assert np.allclose(proba, pipeline.predict_proba([text])[0], atol=1e-6)
         assert len(intents) == 3
+
+
+def test_onnxruntime_telemetry_stays_off(tmp_path: Path) -> None:
+    """onnxruntime 1.32 starts a telemetry client unless told not to; when it runs it leaves
+    a session file in TMPDIR. Loading and running the encoder in a fresh process must not."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    script = ("from classifier.encoder import get_encoder; from pathlib import Path; "
+              f"get_encoder('minilm', lambda: Path({str(tmp_path / 'enc')!r})).encode(['hi'])")
+    env = {k: v for k, v in os.environ.items() if k != "ORT_DISABLE_TELEMETRY"}
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120, env={**env, "TMPDIR": str(temp)})
+    assert done.returncode == 0, done.stderr
+    assert list(temp.iterdir()) == []
