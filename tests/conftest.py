@@ -147,13 +147,16 @@ def live_sqlite_settings(sqlite_settings: Settings, small_model: SmallModel) -> 
 
 @pytest.fixture(scope="session")
 def trained_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A data folder whose SQLite database holds the default model, trained once by the app's
-    own first-start path; servers copy it instead of training again."""
+    """A data folder whose SQLite database holds a Banking77 model on the support taxonomy,
+    trained once by the app's own first-start path; servers copy it instead of training
+    again. TF-IDF, not the default: the tests using it are about serving, the UI, drift,
+    privacy and the feedback loop, and the encoder would add about 100 s to them; the
+    default model is served end to end by test_first_start and test_cli_trains_banking77."""
     from classifier.bootstrap import ensure_live_model
 
     folder = tmp_path_factory.mktemp("trained")
     settings = make_settings(folder)
-    ensure_live_model(settings, progress=lambda _m: None)
+    ensure_live_model(settings, progress=lambda _m: None, model=SMALL_MODEL)
     dispose_engines()
     return folder
 

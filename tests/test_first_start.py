@@ -101,6 +101,12 @@ def test_first_start_trains_the_default_model(tmp_path: Path) -> None:
         health = httpx.get(f"{server.url}/api/v1/health", timeout=30)
         assert health.status_code == 200
         assert health.json() == {"status": "ok", "model_version": 1}
+        # The default model (TF-IDF + the sentence encoder) answers a real message.
+        answer = httpx.post(f"{server.url}/api/v1/predict", timeout=30,
+                            json={"text": "I was charged twice for one coffee"}).json()
+        assert answer["label"] == "billing" and answer["model_version"] == 1, answer
+        assert sorted(answer["scores"]) == ["account", "billing", "cancellation",
+                                            "general question", "technical issue"]
 
         versions = models_json(data_dir)
         assert len(versions) == 1, versions
