@@ -9,8 +9,10 @@
             /gradio_api/call/classify, then read its SSE stream), to tell the cost of the
             server's queue from the cost of gradio_client itself.
 
-Requests run one after another (no concurrency). Messages are the texts of
-classifier/data/test.csv, cycled. Usage (from the repository root):
+Paths 1 and 2 also run for a second model (`--compare`, default `tfidf`), trained the same
+way into a sibling DATA_DIR, in alternating rounds, so the two models' medians come from one
+run under the same conditions. Requests run one after another (no concurrency). Messages are
+the texts of classifier/data/test.csv, cycled. Usage (from the repository root):
 
     python benchmarks/bench_predict.py                     # N=1000 in-process, N=300 e2e
     python benchmarks/bench_predict.py --n 200 --n-e2e 50  # quick run
@@ -41,10 +43,19 @@ import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 
 from benchmarks.apphost import running_app  # noqa: E402
+from classifier import registry  # noqa: E402
 from classifier.bootstrap import ensure_live_model  # noqa: E402
-from classifier.dataset import DEFAULT_TEST, load_dataset  # noqa: E402
+from classifier.dataset import (  # noqa: E402
+    DEFAULT_TAXONOMY,
+    DEFAULT_TEST,
+    DEFAULT_TRAIN,
+    load_dataset,
+    load_taxonomy,
+)
+from classifier.pipeline import DEFAULT_MODEL, MODELS  # noqa: E402
 from classifier.service import PredictionService  # noqa: E402
-from feedback.db import dispose_engines  # noqa: E402
+from classifier.training import train_version  # noqa: E402
+from feedback.db import dispose_engines, session_scope  # noqa: E402
 from feedback.settings import Settings, load_settings  # noqa: E402
 
 # Settings the benchmark must not inherit from the caller's shell.
@@ -56,6 +67,7 @@ def stats_ms(samples_ns: list[int]) -> dict[str, float]:
         "n": int(ms.size),
         "p50_ms": round(float(np.percentile(ms, 50)), 3),
         "p90_ms": round(float(np.percentile(ms, 90)), 3),
+        "p95_ms": round(float(np.percentile(ms, 95)), 3),
         "p99_ms": round(float(np.percentile(ms, 99)), 3),
         "mean_ms": round(float(ms.mean()), 3),
         "max_ms": round(float(ms.max()), 3),
@@ -98,12 +110,40 @@ def gradio_rest_call(http: httpx.Client, url: str) -> Callable[[str], object]:
 
 
 def print_table(rows: list[tuple[str, dict[str, float]]]) -> None:
-    header = f"{'path':<36} {'n':>6} {'p50 ms':>9} {'p90 ms':>9} {'p99 ms':>9} {'mean ms':>9}"
+    header = (f"{'path':<44} {'n':>6} {'p50 ms':>9} {'p90 ms':>9} {'p95 ms':>9} "
+              f"{'p99 ms':>9} {'mean ms':>9}")
     print(header)
     print("-" * len(header))
     for name, s in rows:
-        print(f"{name:<36} {s['n']:>6} {s['p50_ms']:>9.3f} {s['p90_ms']:>9.3f} "
-              f"{s['p99_ms']:>9.3f} {s['mean_ms']:>9.3f}")
+        print(f"{name:<44} {s['n']:>6} {s['p50_ms']:>9.3f} {s['p90_ms']:>9.3f} "
+              f"{s['p95_ms']:>9.3f} {s['p99_ms']:>9.3f} {s['mean_ms']:>9.3f}")
+
+
+def train_like_first_start(settings: Settings, model: str) -> bool:
+    """Train `model` exactly as the first start trains the default (Banking77 intents onto
+    the support taxonomy, promoted); False when a version is already live there."""
+    with session_scope(settings) as session:
+        if registry.live_version(session=session) is not None:
+            return False
+    train_version(data=load_dataset(DEFAULT_TRAIN), test=load_dataset(DEFAULT_TEST),
+                  settings=settings, taxonomy=load_taxonomy(DEFAULT_TAXONOMY),
+                  params={"model": model}, promote=True, actor="benchmark",
+                  progress=lambda m: print(f"  {m}", file=sys.stderr))
+    return True
+
+
+def side_by_side(calls: dict[str, Callable[[str], object]], messages: list[str], n: int,
+                 warmup: int, rounds: int = 5) -> dict[str, dict[str, float]]:
+    """Time every call on the same messages in alternating rounds, so slow spells of the
+    machine hit all of them alike."""
+    samples: dict[str, list[int]] = {name: [] for name in calls}
+    for call in calls.values():
+        timed(call, messages, 0, warmup)
+    for r in range(rounds):
+        chunk = messages[(r * n // rounds) % len(messages):] + messages
+        for name, call in calls.items():
+            samples[name] += timed(call, chunk, n // rounds, 0)
+    return {name: stats_ms(s) for name, s in samples.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,9 +153,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-e2e", type=int, default=300,
                         help="timed gradio_client calls (default 300; 0 skips the app)")
     parser.add_argument("--warmup", type=int, default=20, help="untimed calls before each run")
+    parser.add_argument("--compare", default="tfidf", choices=[*MODELS, "none"],
+                        help="second model timed side by side with the default (default "
+                        "tfidf; 'none' skips it)")
     parser.add_argument("--data-dir", type=Path,
                         help="DATA_DIR to use (default: a fresh temporary folder)")
-    parser.add_argument("--server-timeout", type=float, default=180,
+    parser.add_argument("--server-timeout", type=float, default=300,
                         help="seconds to wait for app.py to become healthy")
     args = parser.parse_args(argv)
 
@@ -129,19 +172,34 @@ def main(argv: list[str] | None = None) -> int:
         setup_s = time.perf_counter() - start
         print(f"DATA_DIR {data_dir}: default model "
               f"{'trained' if trained else 'already live'} in {setup_s:.1f}s")
+        services = {DEFAULT_MODEL: PredictionService(settings)}
+        compare_s = None
+        if args.compare not in ("none", DEFAULT_MODEL):
+            other = dataclasses.replace(
+                settings, data_dir=data_dir.with_name(f"{data_dir.name}-{args.compare}"))
+            start = time.perf_counter()
+            fresh = train_like_first_start(other, args.compare)
+            compare_s = time.perf_counter() - start
+            print(f"{args.compare} model {'trained' if fresh else 'already live'} in "
+                  f"{compare_s:.1f}s (DATA_DIR {other.data_dir})")
+            services[args.compare] = PredictionService(other)
 
         messages = load_dataset(DEFAULT_TEST).texts
-        service = PredictionService(settings)
-        model = service.current_model()
-        print(f"model version {model.version}, {len(model.labels)} labels; "
-              f"{len(messages)} test messages, cycled; warm-up {args.warmup} calls per run")
+        models = {name: service.current_model() for name, service in services.items()}
+        model = models[DEFAULT_MODEL]
+        print(f"models {', '.join(f'{n} (version {m.version})' for n, m in models.items())}, "
+              f"{len(model.labels)} labels; {len(messages)} test messages, cycled; warm-up "
+              f"{args.warmup} calls per path; 5 alternating rounds")
 
-        raw = stats_ms(timed(lambda t: model.pipeline.predict_proba([t]), messages,
-                             args.n, args.warmup))
-        inproc = stats_ms(timed(lambda t: service.predict(t, source="batch"), messages,
-                                args.n, args.warmup))
-        rows = [("raw pipeline.predict_proba", raw),
-                ("PredictionService.predict (+DB)", inproc)]
+        timings = side_by_side({
+            **{f"{n}: raw pipeline.predict_proba": (lambda t, m=m: m.pipeline.predict_proba([t]))
+               for n, m in models.items()},
+            **{f"{n}: PredictionService.predict (+DB)":
+               (lambda t, s=s: s.predict(t, source="batch")) for n, s in services.items()},
+        }, messages, args.n, args.warmup)
+        raw = timings[f"{DEFAULT_MODEL}: raw pipeline.predict_proba"]
+        inproc = timings[f"{DEFAULT_MODEL}: PredictionService.predict (+DB)"]
+        rows = list(timings.items())
         dispose_engines()
 
         e2e = rest = None
@@ -186,9 +244,14 @@ def main(argv: list[str] | None = None) -> int:
                   f"gradio_client / REST: p50 x{ratios['e2e_over_rest_p50']}  "
                   f"(client-side overhead ≈ {e2e['p50_ms'] - rest['p50_ms']:.2f} ms)")
         print(json.dumps({
-            "benchmark": "predict", "model_version": model.version,
+            "benchmark": "predict", "model": DEFAULT_MODEL, "model_version": model.version,
             "raw": raw, "service": inproc, "e2e": e2e, "rest": rest, "ratios": ratios,
-            "setup_seconds": round(setup_s, 2), "cpus": os.cpu_count(),
+            "compared": {n: {"raw": timings[f"{n}: raw pipeline.predict_proba"],
+                             "service": timings[f"{n}: PredictionService.predict (+DB)"]}
+                         for n in models if n != DEFAULT_MODEL},
+            "setup_seconds": round(setup_s, 2),
+            "compare_setup_seconds": None if compare_s is None else round(compare_s, 2),
+            "cpus": os.cpu_count(),
             "python": platform.python_version(),
         }))
     return 0

@@ -14,9 +14,12 @@ from sklearn.pipeline import Pipeline
 
 from feedback.errors import SupportTriageError
 
-# Types skops does not trust by default but our pipeline is allowed to contain. Empty today:
-# every type in build_pipeline() is on skops' own safe list.
-EXTRA_TRUSTED_TYPES: frozenset[str] = frozenset()
+# Types skops does not trust by default but our pipeline is allowed to contain: our own two
+# steps, which hold only labels, numbers and the encoder's name and hashes (never weights).
+EXTRA_TRUSTED_TYPES: frozenset[str] = frozenset({
+    "classifier.features.SentenceEmbedding",
+    "classifier.rollup.RollupClassifier",
+})
 
 
 class ArtifactError(SupportTriageError):

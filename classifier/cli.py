@@ -14,6 +14,7 @@ from classifier import lifecycle, registry, review_cli, users_cli
 from classifier.artifacts import load_model
 from classifier.dataset import DEFAULT_LABEL_COLUMN, load_dataset, load_taxonomy
 from classifier.gate import format_checklist, run_gate
+from classifier.pipeline import DEFAULT_MODEL, MODELS, model_name
 from classifier.registry import ModelVersionInfo
 from classifier.training import TrainingResult, train_version
 from feedback import api_keys
@@ -32,7 +33,12 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--text-column", default="text")
     train.add_argument("--label-column", default=DEFAULT_LABEL_COLUMN)
     train.add_argument("--test-data", help="CSV to evaluate on (default: 20%% stratified holdout)")
-    train.add_argument("--taxonomy", help="JSON file mapping labels onto categories")
+    train.add_argument("--taxonomy", help="JSON file mapping labels onto categories (the "
+                       "model then learns the labels and answers in the categories)")
+    train.add_argument("--model", choices=list(MODELS), default=DEFAULT_MODEL,
+                       help=f"features before the regression (default {DEFAULT_MODEL}; "
+                       "tfidf: no sentence encoder, trains faster, about 2 points less "
+                       "accurate)")
     train.add_argument("--promote", action="store_true",
                        help="make the new version live if it passes the readiness gate")
     train.add_argument("--allow-label-change", action="store_true",
@@ -79,11 +85,21 @@ def _parser() -> argparse.ArgumentParser:
 def _print_report(result: TrainingResult) -> None:
     v = result.version
     r = v.report
-    print(f"Model version {v.version} ({v.status}), {len(v.labels)} labels, "
-          f"{v.n_train} training / {v.n_test} test messages, trained in {v.training_seconds}s")
+    print(f"Model version {v.version} ({v.status}), model {model_name(v.params)}, "
+          f"{len(v.labels)} labels, {v.n_train} training / {v.n_test} test messages, "
+          f"trained in {v.training_seconds}s")
     print(f"  accuracy {r['accuracy']:.4f}   macro-F1 {r['macro_f1']:.4f}   "
           f"ECE {r['ece']:.4f}   latency p50 {r['latency']['p50_ms']} ms, "
           f"p95 {r['latency']['p95_ms']} ms")
+    if "intents" in r:
+        i = r["intents"]
+        print(f"  on the {i['labels']} fine labels: accuracy {i['accuracy']:.4f}   "
+              f"macro-F1 {i['macro_f1']:.4f}   ECE {i['ece']:.4f}")
+    calibration = r.get("calibration", {})
+    if calibration.get("temperature", 1.0) != 1.0:
+        print(f"  temperature {calibration['temperature']} (ECE was "
+              f"{calibration['ece_before']:.4f} before scaling; fitted in "
+              f"{calibration['seconds']}s)")
     width = max(len(label) for label in r["per_class"])
     print(f"  {'label'.ljust(width)}  precision  recall     f1  support")
     for label, m in r["per_class"].items():
@@ -96,12 +112,12 @@ def _print_versions(versions: list[ModelVersionInfo]) -> None:
         print("No model versions yet. Train one: python -m classifier train --data FILE.csv")
         return
     print(f"{'version':>7}  {'status':9}  {'created (UTC)':19}  {'accuracy':>8}  "
-          f"{'macro-F1':>8}  gate    labels  taxonomy")
+          f"{'macro-F1':>8}  gate    labels  {'model':12}  taxonomy")
     gate = {True: "passed", False: "FAILED", None: "-"}
     for v in versions:
         print(f"{v.version:>7}  {v.status:9}  {v.created_at:%Y-%m-%d %H:%M:%S}  "
               f"{v.accuracy:8.4f}  {v.macro_f1:8.4f}  {gate[v.gate_passed]:6}  "
-              f"{len(v.labels):6d}  {v.taxonomy or '-'}")
+              f"{len(v.labels):6d}  {model_name(v.params):12}  {v.taxonomy or '-'}")
 
 
 def _train(args: argparse.Namespace, settings: Settings) -> int:
@@ -111,7 +127,8 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
             test=load_dataset(args.test_data, text_column=args.text_column,
                               label_column=args.label_column) if args.test_data else None,
             taxonomy=load_taxonomy(args.taxonomy) if args.taxonomy else None,
-            settings=settings, promote=args.promote, allow_label_change=args.allow_label_change,
+            params={"model": args.model}, settings=settings, promote=args.promote,
+            allow_label_change=args.allow_label_change,
             actor="cli", progress=lambda msg: print(msg, file=sys.stderr),
         )
     _print_report(result)

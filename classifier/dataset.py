@@ -59,17 +59,27 @@ class Taxonomy:
     categories: dict[str, str]
     mapping: dict[str, str]
 
-    def apply(self, dataset: Dataset) -> Dataset:
-        unmapped = sorted(set(dataset.labels) - set(self.mapping))
+    def rollup(self, labels: list[str], source: str) -> dict[str, str]:
+        """Fine label -> category for every label in `labels`; a label that is already a
+        category maps onto itself (reviewed feedback is labelled with categories).
+
+        Raises InvalidInputError naming `source` when a label has no category.
+        """
+        unmapped = sorted(set(labels) - set(self.mapping) - set(self.categories))
         if unmapped:
             shown = ", ".join(repr(label) for label in unmapped[:10])
             raise InvalidInputError(
                 f"Taxonomy {self.name!r} has no category for {len(unmapped)} label(s) of "
-                f"{dataset.source}: {shown}. Add them to its mapping."
+                f"{source}: {shown}. Add them to its mapping."
             )
+        return {label: self.mapping.get(label, label) for label in sorted(set(labels))}
+
+    def apply(self, dataset: Dataset) -> Dataset:
+        """The same rows labelled with their categories."""
+        mapping = self.rollup(dataset.labels, dataset.source)
         return Dataset(
             texts=dataset.texts,
-            labels=[self.mapping[label] for label in dataset.labels],
+            labels=[mapping[label] for label in dataset.labels],
             source=dataset.source,
             sha256=dataset.sha256,
             skipped_rows=dataset.skipped_rows,

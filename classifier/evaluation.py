@@ -20,17 +20,51 @@ ECE_BINS = 15
 LATENCY_SAMPLES = 200
 
 
-def expected_calibration_error(confidences: np.ndarray, correct: np.ndarray,
-                               bins: int = ECE_BINS) -> float:
-    """Weighted mean gap between confidence and accuracy over equal-width bins."""
+def reliability(confidences: np.ndarray, correct: np.ndarray,
+                bins: int = ECE_BINS) -> list[dict[str, float]]:
+    """The reliability diagram: per non-empty equal-width confidence bin, its range, count,
+    mean confidence and accuracy."""
     edges = np.linspace(0.0, 1.0, bins + 1)
     which = np.clip(np.digitize(confidences, edges[1:-1]), 0, bins - 1)
-    ece = 0.0
+    rows = []
     for b in range(bins):
         mask = which == b
         if mask.any():
-            ece += mask.mean() * abs(correct[mask].mean() - confidences[mask].mean())
-    return float(ece)
+            rows.append({"lo": round(float(edges[b]), 4), "hi": round(float(edges[b + 1]), 4),
+                         "n": int(mask.sum()),
+                         "confidence": float(confidences[mask].mean()),
+                         "accuracy": float(correct[mask].mean())})
+    return rows
+
+
+def expected_calibration_error(confidences: np.ndarray, correct: np.ndarray,
+                               bins: int = ECE_BINS) -> float:
+    """Weighted mean gap between confidence and accuracy over equal-width bins."""
+    total = len(confidences)
+    return float(sum(r["n"] / total * abs(r["accuracy"] - r["confidence"])
+                     for r in reliability(confidences, correct, bins)))
+
+
+def predict_levels(pipeline: Pipeline, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(answer-level, fine-level) probabilities from one feature transform."""
+    features = pipeline[:-1].transform(texts)
+    fine = pipeline[-1].predict_fine_proba(features)
+    return fine @ pipeline[-1].rollup_, fine
+
+
+def fine_level(pipeline: Pipeline, fine_proba: np.ndarray,
+               fine_labels: list[str]) -> dict[str, Any]:
+    """Accuracy, macro-F1 and ECE on the fine labels a hierarchical model was trained on."""
+    classes = np.asarray([str(c) for c in pipeline[-1].fine_classes_])
+    predicted = classes[fine_proba.argmax(axis=1)]
+    truth = np.asarray(fine_labels)
+    return {
+        "labels": len(classes),
+        "accuracy": round(float(accuracy_score(truth, predicted)), 4),
+        "macro_f1": round(float(f1_score(truth, predicted, labels=sorted(set(fine_labels)),
+                                         average="macro", zero_division=0)), 4),
+        "ece": round(expected_calibration_error(fine_proba.max(axis=1), predicted == truth), 4),
+    }
 
 
 def measure_latency(pipeline: Pipeline, texts: list[str],
@@ -74,5 +108,6 @@ def evaluate(pipeline: Pipeline, texts: list[str], labels: list[str],
             "matrix": confusion_matrix(truth, predicted, labels=report_labels).tolist(),
         },
         "ece": round(expected_calibration_error(proba.max(axis=1), predicted == truth), 4),
+        "reliability": reliability(proba.max(axis=1), predicted == truth),
         "latency": measure_latency(pipeline, texts),
     }

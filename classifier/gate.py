@@ -29,6 +29,7 @@ from sklearn.pipeline import Pipeline
 from classifier import registry
 from classifier.artifacts import ArtifactError, load_model
 from classifier.evaluation import evaluate, measure_latency
+from classifier.features import using_data_dir
 from classifier.validation import RejectedInputError, validate_text
 from feedback.db import session_scope
 from feedback.settings import Settings
@@ -189,12 +190,13 @@ def run_gate(*, settings: Settings, version: int, allow_label_change: bool = Fal
                             f"label set differs from live (added {added[:5]}, removed "
                             f"{removed[:5]})" + ("; change allowed explicitly"
                                                  if allow_label_change else "")))
-    cand_eval = evaluate(pipeline, texts, labels)
-    live_eval = None
-    if live_bytes is not None and live_info and set(info.labels) == set(live_info.labels):
-        live_pipeline = load_model(live_bytes[0], expected_sha256=live_bytes[1],
-                                   name=f"live version {live}")
-        live_eval = evaluate(live_pipeline, texts, labels)
+    with using_data_dir(settings.data_dir):
+        cand_eval = evaluate(pipeline, texts, labels)
+        live_eval = None
+        if live_bytes is not None and live_info and set(info.labels) == set(live_info.labels):
+            live_pipeline = load_model(live_bytes[0], expected_sha256=live_bytes[1],
+                                       name=f"live version {live}")
+            live_eval = evaluate(live_pipeline, texts, labels)
     checks += _quality_checks(settings, cand_eval, live_eval)
     p95 = measure_latency(pipeline, texts)["p95_ms"]
     checks.append(Check("latency", p95 <= settings.gate_max_p95_ms,

@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from classifier.artifacts import sha256_of
+from classifier.pipeline import model_name
 from feedback.errors import NotFoundError, SupportTriageError
 from feedback.tables import (
     Deployment,
@@ -79,6 +80,7 @@ class ModelVersionInfo:
             "n_test": self.n_test,
             "labels": len(self.labels),
             "taxonomy": self.taxonomy,
+            "model": model_name(self.params),
             "sha256": self.sha256,
             "gate_passed": self.gate_passed,
         }

@@ -38,12 +38,15 @@ from classifier.dataset import (
     DEFAULT_TEST,
     DEFAULT_TRAIN,
     Dataset,
+    Taxonomy,
     check_trainable,
     load_dataset,
     load_taxonomy,
 )
 from classifier.evaluation import evaluate
+from classifier.features import using_data_dir
 from classifier.gate import run_gate
+from classifier.pipeline import LEGACY_MODEL
 from classifier.review import build_feedback_dataset, normalise_text
 from classifier.training import fit_version
 from feedback import leases, review_store
@@ -109,15 +112,15 @@ class TrainingSet:
 
 
 def assemble_training_set(base: Dataset, frozen: Dataset, feedback: list[tuple[str, str]],
-                          holdout_share: float) -> TrainingSet:
+                          holdout_share: float, labels: set[str] | None = None) -> TrainingSet:
     """Base rows plus the feedback rows not held back.
 
-    Feedback whose label the base data does not have is ignored (it would change the label
-    set); feedback that repeats a frozen-holdout message is not trained on (it would inflate
-    that score); a base row with the same text as a feedback row gives way to the reviewed
-    label.
+    Feedback whose label is not one of `labels` (default: the base data's) is ignored (it
+    would change the label set); feedback that repeats a frozen-holdout message is not
+    trained on (it would inflate that score); a base row with the same text as a feedback row
+    gives way to the reviewed label.
     """
-    labels = set(base.labels)
+    labels = set(base.labels) if labels is None else labels
     frozen_texts = {normalise_text(t) for t in frozen.texts}
     known = [(t, lbl) for t, lbl in feedback if lbl in labels]
     held = [(t, lbl) for t, lbl in known if is_held_back(t, holdout_share)]
@@ -410,19 +413,21 @@ def _load_live(settings: Settings) -> tuple[registry.ModelVersionInfo, Pipeline]
 
 
 def _load_data(live: registry.ModelVersionInfo, base_data: Path,
-               holdout_data: Path) -> tuple[Dataset, Dataset, str | None]:
-    """Base and frozen holdout, mapped with the live version's taxonomy."""
+               holdout_data: Path) -> tuple[Dataset, Dataset, Taxonomy | None]:
+    """Base and frozen holdout with their own (fine) labels, and the live version's taxonomy
+    that maps them onto the live labels."""
     taxonomy = load_taxonomy(DEFAULT_TAXONOMY) if live.taxonomy else None
     base, frozen = load_dataset(base_data), load_dataset(holdout_data)
+    answers = taxonomy.apply(base).labels if taxonomy else base.labels
     if taxonomy is not None:
-        base, frozen = taxonomy.apply(base), taxonomy.apply(frozen)
+        taxonomy.rollup(frozen.labels, frozen.source)
     check_trainable(base)
-    if set(base.labels) != set(live.labels):
+    if set(answers) != set(live.labels):
         raise InvalidInputError(
-            f"The base data {base_data} has labels {sorted(set(base.labels))[:8]} but live "
+            f"The base data {base_data} has labels {sorted(set(answers))[:8]} but live "
             f"version {live.version} has {sorted(live.labels)[:8]}; a retrain keeps the live "
             "label set. Retrain from the data the live version was trained on.")
-    return base, frozen, taxonomy.name if taxonomy else None
+    return base, frozen, taxonomy
 
 
 def _start_canary(settings: Settings, version: int, actor: str) -> tuple[bool, str]:
@@ -491,7 +496,7 @@ def _run_job(settings: Settings, job_id: int, *, actor: str, progress: Progress,
                                     f"{settings.feedback_holdout_share}.")
         step("Loading the live version")
         live, live_pipeline = _load_live(settings)
-        base, frozen, taxonomy_name = _load_data(live, Path(base_data), Path(holdout_data))
+        base, frozen, taxonomy = _load_data(live, Path(base_data), Path(holdout_data))
         step("Freezing the reviewed feedback into a dataset")
         build = build_feedback_dataset(settings)
         if build is None:
@@ -502,7 +507,7 @@ def _run_job(settings: Settings, job_id: int, *, actor: str, progress: Progress,
         _set_job(settings, job_id, feedback_dataset=build.info.version)
         data = assemble_training_set(base, frozen, list(zip(rows.texts, rows.labels,
                                                             strict=True)),
-                                     settings.feedback_holdout_share)
+                                     settings.feedback_holdout_share, set(live.labels))
         if not data.counts["feedback_train"]:
             raise RetrainError(
                 f"None of the {build.info.rows} reviewed examples can be trained on "
@@ -513,8 +518,9 @@ def _run_job(settings: Settings, job_id: int, *, actor: str, progress: Progress,
         train = Dataset(data.texts, data.labels, source=f"{base.source} + feedback dataset "
                         f"{build.info.version}", sha256=base.sha256, skipped_rows=0)
         fitted = fit_version(
-            train=train, holdout=frozen, settings=settings, taxonomy_name=taxonomy_name,
-            params=live.params, sample_weight=data.weights, progress=step,
+            train=train, holdout=frozen, settings=settings, taxonomy=taxonomy,
+            params={"model": LEGACY_MODEL, **live.params}, sample_weight=data.weights,
+            progress=step,
             data_fingerprint={"train": base.fingerprint(), "test": frozen.fingerprint(),
                               "feedback_dataset": {"version": build.info.version,
                                                    "sha256": build.info.sha256,
@@ -526,16 +532,19 @@ def _run_job(settings: Settings, job_id: int, *, actor: str, progress: Progress,
         frozen_texts = [redact(t) for t in frozen.texts]
         fb_texts = [t for t, _ in data.feedback_holdout]
         fb_labels = [lbl for _, lbl in data.feedback_holdout]
-        frozen_pair, f_live, f_chal = _compare(live_pipeline, fitted.pipeline, frozen_texts,
-                                               frozen.labels)
-        fb_pair, b_live, b_chal = _compare(live_pipeline, fitted.pipeline, fb_texts, fb_labels)
+        frozen_answers = taxonomy.apply(frozen).labels if taxonomy else frozen.labels
+        with using_data_dir(settings.data_dir):
+            frozen_pair, f_live, f_chal = _compare(live_pipeline, fitted.pipeline,
+                                                   frozen_texts, frozen_answers)
+            fb_pair, b_live, b_chal = _compare(live_pipeline, fitted.pipeline, fb_texts,
+                                               fb_labels)
         pairs = {"frozen_holdout": frozen_pair, "feedback_holdout": fb_pair}
         report = {
             "live_version": live.version, "feedback_dataset": build.info.version,
             "feedback_dataset_sha256": build.info.sha256, "feedback_weight": FEEDBACK_WEIGHT,
             "data": data.counts, **pairs,
             "what_changed": what_changed(
-                {"frozen_holdout": (frozen_texts, frozen.labels, f_live, f_chal),
+                {"frozen_holdout": (frozen_texts, frozen_answers, f_live, f_chal),
                  "feedback_holdout": (fb_texts, fb_labels, b_live, b_chal)}, pairs),
         }
         step("Saving the challenger with its reports")

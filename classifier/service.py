@@ -10,9 +10,10 @@ import logging
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from classifier.profile import message_signals
+from classifier.rollup import predict_with_intents
 from classifier.serving import LoadedModel, ModelCache, ModelUnavailableError
 from classifier.validation import RejectedInputError, validate_text
 from feedback.db import session_scope
@@ -71,6 +72,8 @@ class PredictionResult:
     model_version: int
     latency_ms: float
     low_confidence: bool
+    # The most likely fine labels of a model that answers in categories (else empty).
+    intents: dict[str, float] = field(default_factory=dict)
 
 
 class PredictionService:
@@ -144,7 +147,12 @@ class PredictionService:
         assert model is not None
         start = time.perf_counter()
         try:
-            probabilities = model.pipeline.predict_proba([r.stored for r in group])
+            if len(group) == 1:  # the lean path, with the closest intents for the page
+                proba, intents = predict_with_intents(model.pipeline, group[0].stored or "")
+                probabilities, closest = [proba], [intents]
+            else:
+                probabilities = model.pipeline.predict_proba([r.stored for r in group])
+                closest = [{} for _ in group]
         except Exception as exc:  # a model bug must not take the service down
             if len(group) > 1:
                 for r in group:
@@ -159,7 +167,7 @@ class PredictionService:
         # One message: its own time; a batch: its share of the batch.
         share = (time.perf_counter() - start) / len(group) if len(group) > 1 else None
         classes = [str(c) for c in model.pipeline.classes_]
-        for r, proba in zip(group, probabilities, strict=True):
+        for r, proba, intents in zip(group, probabilities, closest, strict=True):
             scores = dict(sorted(((c, round(float(p), 6)) for c, p in zip(
                 classes, proba, strict=True)), key=lambda kv: kv[1], reverse=True))
             label, confidence = next(iter(scores.items()))
@@ -174,7 +182,8 @@ class PredictionService:
                 confidence=confidence, scores=scores, model_version=model.version,
                 latency_ms=latency_ms, **signals)
             r.outcome = PredictionResult(r.request_id, label, confidence, scores, model.version,
-                                         latency_ms, confidence < self.settings.low_confidence)
+                                         latency_ms, confidence < self.settings.low_confidence,
+                                         {k: round(v, 6) for k, v in intents.items()})
 
     def rate(self, request_id: str, verdict: str, *, correct_label: str | None = None,
              comment: str | None = None) -> FeedbackRecord:

@@ -1,4 +1,5 @@
-"""Plotly figures for the Monitoring tab, built from the small aggregates in queries.py."""
+"""Plotly figures for the Monitoring tab, built from the small aggregates in queries.py, and
+the reliability diagram of a model version's evaluation report for the Models tab."""
 
 from __future__ import annotations
 
@@ -151,3 +152,30 @@ def feedback_figure(rows: Sequence[tuple[int, int, int]]) -> go.Figure:
         marker_color="#2a9d8f",
     ))
     return _layout(fig, title, "% thumbs up", yaxis_range=[0, 100])
+
+
+def reliability_figure(bins: Sequence[dict[str, float]], ece: float | None) -> go.Figure:
+    """Accuracy against confidence per confidence bin of the holdout, with the diagonal a
+    calibrated model would follow; bar width shows where the answers are."""
+    title = "Reliability" + (f" (ECE {ece:.3f})" if ece is not None else "")
+    if not bins:
+        fig = _empty(title)
+        fig.update_annotations(text="This version's report has no reliability bins")
+        return fig
+    total = sum(b["n"] for b in bins)
+    fig = go.Figure([
+        go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="calibrated",
+                   line={"dash": "dot", "color": "#888"}),
+        go.Scatter(x=[b["confidence"] for b in bins], y=[b["accuracy"] for b in bins],
+                   mode="lines+markers", name="accuracy", marker={"color": "#264653"},
+                   customdata=[[b["n"], b["lo"], b["hi"]] for b in bins],
+                   hovertemplate="confidence %{x:.2f}, accuracy %{y:.2f}<br>"
+                                 "%{customdata[0]} messages in %{customdata[1]:.2f}-"
+                                 "%{customdata[2]:.2f}<extra></extra>"),
+        go.Bar(x=[(b["lo"] + b["hi"]) / 2 for b in bins], y=[b["n"] / total for b in bins],
+               width=[b["hi"] - b["lo"] for b in bins], name="share of messages",
+               marker_color="#2a9d8f", opacity=0.35),
+    ])
+    fig.update_xaxes(range=[0, 1], title={"text": "confidence"})
+    fig.update_yaxes(range=[0, 1])
+    return _layout(fig, title, "accuracy / share")

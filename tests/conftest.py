@@ -37,6 +37,7 @@ POSTGRES_URL = os.environ.get("POSTGRES_TEST_URL",
                               "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 ENV_SETTINGS = (*(f.metadata["env"] for f in dataclasses.fields(Settings)), "PORT", "SPACE_ID")
 SMALL_ROWS_PER_CATEGORY = 120
+SMALL_MODEL = "tfidf"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,10 +109,11 @@ def small_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def small_model(small_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> SmallModel:
     """A small model trained once through the real path (training, gate, promotion); tests
-    install copies of its registry rows instead of retraining for every test."""
+    install copies of its registry rows instead of retraining for every test. TF-IDF: the
+    tests that use it are about storage and serving, not the sentence encoder."""
     settings = make_settings(tmp_path_factory.mktemp("small-model"))
     result = train_version(data=load_dataset(small_csv), test=None, settings=settings,
-                           promote=True)
+                           params={"model": SMALL_MODEL}, promote=True)
     assert result.promoted, result.gate
     with session_scope(settings) as session:
         new = registry.export_version(session=session, version=result.version.version)
@@ -145,13 +147,16 @@ def live_sqlite_settings(sqlite_settings: Settings, small_model: SmallModel) -> 
 
 @pytest.fixture(scope="session")
 def trained_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A data folder whose SQLite database holds the default model, trained once by the app's
-    own first-start path; servers copy it instead of training again."""
+    """A data folder whose SQLite database holds a Banking77 model on the support taxonomy,
+    trained once by the app's own first-start path; servers copy it instead of training
+    again. TF-IDF, not the default: the tests using it are about serving, the UI, drift,
+    privacy and the feedback loop, and the encoder would add about 100 s to them; the
+    default model is served end to end by test_first_start and test_cli_trains_banking77."""
     from classifier.bootstrap import ensure_live_model
 
     folder = tmp_path_factory.mktemp("trained")
     settings = make_settings(folder)
-    ensure_live_model(settings, progress=lambda _m: None)
+    ensure_live_model(settings, progress=lambda _m: None, model=SMALL_MODEL)
     dispose_engines()
     return folder
 

@@ -53,20 +53,32 @@ def test_models_on_an_empty_database(cli_env: Settings,
     assert models_json(capsys) == []
 
 
+@pytest.mark.parametrize(("option", "model"), [([], "tfidf+minilm"),
+                                               (["--model", "tfidf"], "tfidf")])
 def test_train(sqlite_settings: Settings, monkeypatch: pytest.MonkeyPatch, small_csv: Path,
-               capsys: pytest.CaptureFixture[str]) -> None:
+               capsys: pytest.CaptureFixture[str], option: list[str], model: str) -> None:
     monkeypatch.setenv("DATA_DIR", str(sqlite_settings.data_dir))
-    code, out, err = run(capsys, "train", "--data", str(small_csv))
+    code, out, err = run(capsys, "train", "--data", str(small_csv), *option)
     assert code == 0
     summary = json.loads(out.strip().splitlines()[-1])
     assert summary["version"] == 1
+    assert summary["model"] == model
     assert summary["status"] == "candidate"
     assert summary["labels"] == ["account", "billing", "cancellation", "general question",
                                  "technical issue"]
     assert 0.5 < summary["accuracy"] <= 1
-    assert "Model version 1 (candidate)" in out
-    assert "Training on 480 messages, 5 labels" in err  # progress goes to stderr
-    assert [r["version"] for r in models_json(capsys)] == [1]
+    assert f"Model version 1 (candidate), model {model}" in out
+    assert f"Training the {model} model on 480 messages, 5 labels" in err  # progress: stderr
+    assert [(r["version"], r["model"]) for r in models_json(capsys)] == [(1, model)]
+
+
+def test_train_refuses_an_unknown_model(sqlite_settings: Settings,
+                                        monkeypatch: pytest.MonkeyPatch, small_csv: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("DATA_DIR", str(sqlite_settings.data_dir))
+    with pytest.raises(SystemExit):
+        run(capsys, "train", "--data", str(small_csv), "--model", "bert")
+    assert "--model: invalid choice: 'bert'" in capsys.readouterr().err
 
 
 def test_models_and_promote(live_cli_env: Settings, small_model: SmallModel,

@@ -1,11 +1,12 @@
 """End to end: from thumbs-down to a better model, through the public interfaces.
 
-Starts `python app.py` on a copy of the default model's database, sends every message of
-tests/data/new_feature_slice.csv (573 messages about features Banking77 never saw: savings
-Vaults, Plus/Premium/Metal plans, crypto and stocks) through POST /api/v1/predict, rates each
-answer through POST /api/v1/feedback (thumbs-down with the right category when wrong,
-thumbs-up when right), works the review queue with `python -m classifier review --export`
-and `--import`, and retrains with `python -m classifier retrain`.
+Starts `python app.py` on a copy of a Banking77 model's database (conftest's
+trained_data_dir), sends every message of tests/data/new_feature_slice.csv (573 messages
+about features Banking77 never saw: savings Vaults, Plus/Premium/Metal plans, crypto and
+stocks) through POST /api/v1/predict, rates each answer through POST /api/v1/feedback
+(thumbs-down with the right category when wrong, thumbs-up when right), works the review
+queue with `python -m classifier review --export` and `--import`, and retrains with
+`python -m classifier retrain`.
 
 Measured on the part of the slice held back from training (by the same text hash the
 retrain uses, so none of these messages was trained on), the challenger must gain at least
@@ -39,6 +40,10 @@ from tests.feedback_loop_support import slice_rows
 
 pytestmark = pytest.mark.slow
 MIN_GAIN = 0.20
+# The slice must be one the live model handles badly for the gain to mean something: the
+# TF-IDF model of these tests answers about 54 % of its held-back part (TF-IDF + MiniLM, the
+# app's default: 70 %, and retraining took it to 96 %).
+MAX_LIVE_ACCURACY = 0.75
 MAX_HOLDOUT_DROP = 0.01
 POISON = [f"ZZPOISON {i}: my parcel from the pet shop arrived with the wrong hamster food"
           for i in range(10)]
@@ -162,7 +167,7 @@ def test_reviewed_feedback_makes_the_next_model_better(app_server: Server,
         "version": summary["version"], "canary": [state.canary_version, state.canary_percent],
     }
     print("\nFEEDBACK LOOP FIGURES " + json.dumps(figures))
-    assert before < 0.6, "the slice should be one the default model handles badly"
+    assert before < MAX_LIVE_ACCURACY, "the slice should be one the live model handles badly"
     assert after - before >= MIN_GAIN, figures
     assert abs(summary["challenger_accuracy"] - summary["live_accuracy"]) <= MAX_HOLDOUT_DROP
     assert summary["gate_passed"] and summary["canary_started"]

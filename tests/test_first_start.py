@@ -79,7 +79,8 @@ def test_first_start_trains_the_default_model(tmp_path: Path) -> None:
         log = server.log()
 
         assert "No live model yet" in log
-        assert re.search(r"Training on \d+ messages, 5 labels", log), log
+        assert re.search(r"Training the tfidf\+minilm model on \d+ messages, 77 labels",
+                         log), log
         assert "Evaluating on" in log
         assert re.search(r"Default model version 1 is live \(accuracy 0\.\d+", log), log
         assert "Traceback" not in log
@@ -100,13 +101,24 @@ def test_first_start_trains_the_default_model(tmp_path: Path) -> None:
         health = httpx.get(f"{server.url}/api/v1/health", timeout=30)
         assert health.status_code == 200
         assert health.json() == {"status": "ok", "model_version": 1}
+        # The default model (TF-IDF + the sentence encoder) answers a real message.
+        answer = httpx.post(f"{server.url}/api/v1/predict", timeout=30,
+                            json={"text": "I was charged twice for one coffee"}).json()
+        assert answer["label"] == "billing" and answer["model_version"] == 1, answer
+        assert sorted(answer["scores"]) == ["account", "billing", "cancellation",
+                                            "general question", "technical issue"]
 
         versions = models_json(data_dir)
         assert len(versions) == 1, versions
         assert versions[0]["version"] == 1
         assert versions[0]["status"] == "live"
         assert versions[0]["labels"] == 5
+        assert versions[0]["model"] == "tfidf+minilm"
         assert (data_dir / "support_triage.db").is_file()
+        # The int8 encoder graph was derived into DATA_DIR (checked by its pinned sha256).
+        derived = sorted(p.suffix for p in (data_dir / "encoders").glob("all-MiniLM-L6-v2-*"))
+        assert derived == [".npz", ".onnx"], derived  # the graph and the cached vectors
+        assert "Quantization parameters" not in log  # the quantiser's chatter is kept out
     finally:
         watcher.stop.set()
         stop_server(server)

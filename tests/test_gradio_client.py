@@ -59,6 +59,7 @@ def test_classify_returns_label_and_logs_one_ok_row(server: Server, client: Clie
     assert version.isdigit()
     assert len(request_id) == 32
     assert details.startswith("Answered in") or "Not sure" in details
+    assert "Closest intents: " in details  # the model answers from Banking77's 77 intents
 
     row = prediction_by_request(server.data_dir, request_id)
     assert row.status == "ok"

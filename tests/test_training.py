@@ -3,6 +3,7 @@ calibration (classifier.evaluation)."""
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import os
@@ -14,19 +15,22 @@ import numpy as np
 import pytest
 import skops.io as sio
 from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
 from sqlalchemy import select
 
 from classifier import registry
 from classifier.artifacts import ArtifactError, dump_model, load_model, sha256_of
+from classifier.calibration import fit_temperature
 from classifier.dataset import Dataset, load_dataset, load_taxonomy
 from classifier.evaluation import expected_calibration_error
 from classifier.pipeline import DEFAULT_PARAMS, SEED, build_pipeline
+from classifier.rollup import TOP_INTENTS, predict_with_intents
 from classifier.training import HOLDOUT_SHARE, split_holdout, train_version
 from feedback.db import session_scope
 from feedback.errors import InvalidInputError
 from feedback.settings import Settings
 from feedback.tables import ModelEvent
-from tests.conftest import ENV_SETTINGS, ROOT
+from tests.conftest import ENV_SETTINGS, ROOT, SMALL_MODEL
 
 CATEGORIES = ["account", "billing", "cancellation", "general question", "technical issue"]
 
@@ -109,7 +113,7 @@ def test_report_fingerprint_params_and_library_versions(live_settings: Settings,
     assert info.data_fingerprint["test"] == "holdout"
     assert info.data_fingerprint["holdout_share"] == HOLDOUT_SHARE
     assert info.data_fingerprint["seed"] == SEED
-    assert info.params == DEFAULT_PARAMS
+    assert info.params == {**DEFAULT_PARAMS, "model": SMALL_MODEL}
     assert {"python", "scikit-learn", "numpy", "scipy", "skops"} <= set(info.library_versions)
     assert all(isinstance(v, str) and v for v in info.library_versions.values())
     assert info.taxonomy is None
@@ -306,13 +310,17 @@ def _run_cli(args: list[str], data_dir: Path) -> dict[str, object]:
 
 @pytest.mark.slow
 def test_cli_trains_banking77(tmp_path: Path) -> None:
+    """The default model, as the issue's acceptance runs it: at least fine-tuned BERT's 93.7 %
+    on the 77 intents, and at least 97.5 % on the five categories with ECE <= 0.03."""
     base = ["train", "--data", "classifier/data/train.csv",
-            "--test-data", "classifier/data/test.csv", "--label-column", "category"]
+            "--test-data", "classifier/data/test.csv", "--text-column", "text",
+            "--label-column", "category"]
     summary = _run_cli(base, tmp_path)
     assert {"version", "accuracy", "macro_f1", "n_train", "n_test", "labels"} <= set(summary)
     assert summary["version"] == 1
-    assert summary["accuracy"] >= 0.91
-    assert summary["macro_f1"] >= 0.9
+    assert summary["model"] == "tfidf+minilm"
+    assert summary["accuracy"] >= 0.937
+    assert summary["macro_f1"] >= 0.93
     assert (summary["n_train"], summary["n_test"]) == (10003, 3080)
     assert isinstance(summary["labels"], list) and len(summary["labels"]) == 77
     assert "Refund_not_showing_up" in summary["labels"]
@@ -325,4 +333,133 @@ def test_cli_trains_banking77(tmp_path: Path) -> None:
     assert support["labels"] == CATEGORIES
     assert support["status"] == "live"
     assert support["promoted"] is True
-    assert support["accuracy"] >= 0.91
+    assert support["accuracy"] >= 0.975
+    assert support["ece"] <= 0.03
+    assert support["intents"]["labels"] == 77 and support["intents"]["accuracy"] >= 0.937
+
+
+# --- fine labels answered in categories, temperature -----------------------------------------
+
+FINE = {"refund please": "billing", "money back": "billing", "charged twice": "billing",
+        "card broken": "technical", "app crashes": "technical", "close account": "cancel"}
+
+
+def _rollup(temperature: float = 1.0, mapping: dict[str, str] | None = None) -> Pipeline:
+    texts = [t for t in FINE for _ in range(3)]
+    labels = [t.replace(" ", "_") for t in texts]
+    mapping = mapping if mapping is not None else {
+        t.replace(" ", "_"): c for t, c in FINE.items()}
+    pipeline = build_pipeline({"model": SMALL_MODEL, "char_min_df": 1}, mapping or None)
+    return pipeline.set_params(model__temperature=temperature).fit(texts, labels)
+
+
+def test_categories_are_the_sums_of_their_fine_labels() -> None:
+    pipeline = _rollup()
+    model = pipeline.named_steps["model"]
+    assert list(model.classes_) == ["billing", "cancel", "technical"]
+    assert len(model.fine_classes_) == len(FINE)
+    features = pipeline[:-1].transform(["my card is broken", "refund"])
+    fine = model.predict_fine_proba(features)
+    proba = pipeline.predict_proba(["my card is broken", "refund"])
+    for column, category in enumerate(model.classes_):
+        members = [i for i, c in enumerate(model.fine_classes_)
+                   if FINE[c.replace("_", " ")] == category]
+        assert np.allclose(proba[:, column], fine[:, members].sum(axis=1))
+    assert np.allclose(proba.sum(axis=1), 1.0)
+    assert list(pipeline.predict(["my card is broken"])) == ["technical"]
+
+
+def test_an_answer_comes_with_its_closest_intents() -> None:
+    pipeline = _rollup()
+    proba, intents = predict_with_intents(pipeline, "my card is broken")
+    assert np.allclose(proba, pipeline.predict_proba(["my card is broken"])[0])
+    assert len(intents) == TOP_INTENTS and list(intents)[0] == "card_broken"
+    assert list(intents.values()) == sorted(intents.values(), reverse=True)
+    assert predict_with_intents(_rollup(mapping={}), "my card is broken")[1] == {}
+
+
+def test_without_a_mapping_it_is_a_plain_classifier() -> None:
+    pipeline = _rollup(mapping={})
+    regression = pipeline.named_steps["model"].estimator_
+    features = pipeline[:-1].transform(["card broken"])
+    assert np.allclose(pipeline.predict_proba(["card broken"]), regression.predict_proba(features))
+
+
+def test_binary_regression_answers_like_sklearn() -> None:
+    pipeline = build_pipeline({"model": SMALL_MODEL, "char_min_df": 1}).fit(
+        ["refund", "money back", "card broken", "app crashes"], ["b", "b", "t", "t"])
+    regression = pipeline.named_steps["model"].estimator_
+    features = pipeline[:-1].transform(["refund my card"])
+    assert np.allclose(pipeline.predict_proba(["refund my card"]),
+                       regression.predict_proba(features))
+
+
+def test_temperature_softens_without_changing_fine_answers() -> None:
+    """Only the fine level keeps its arg-max: summing softened intents can move a category."""
+    texts = ["my card is broken", "refund", "close it", "crash"]
+    sharp, soft = _rollup(1.0), _rollup(3.0)
+    features = sharp[:-1].transform(texts)
+    before = sharp.named_steps["model"].predict_fine_proba(features)
+    after = soft.named_steps["model"].predict_fine_proba(features)
+    assert np.array_equal(before.argmax(axis=1), after.argmax(axis=1))
+    assert np.all(after.max(axis=1) < before.max(axis=1))
+
+
+@pytest.mark.parametrize("true_t", [0.5, 2.0])
+def test_fit_temperature_recovers_a_known_temperature(true_t: float) -> None:
+    rng = np.random.default_rng(0)
+    logits = rng.normal(scale=3.0, size=(4000, 6))
+    p = np.exp(logits / true_t)
+    p /= p.sum(axis=1, keepdims=True)
+    labels = np.array([rng.choice(6, p=row) for row in p])
+    assert fit_temperature(logits, labels) == pytest.approx(true_t, rel=0.1)
+
+
+@pytest.fixture(scope="module")
+def fine_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Ten Banking77 rows of each of the 77 intents, with their fine labels."""
+    data = load_dataset(ROOT / "classifier/data/train.csv")
+    seen: dict[str, int] = {}
+    path = tmp_path_factory.mktemp("fine") / "fine.csv"
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["text", "category"])
+        for text, label in zip(data.texts, data.labels, strict=True):
+            if seen.get(label, 0) < 10:
+                seen[label] = seen.get(label, 0) + 1
+                writer.writerow([text, label])
+    return path
+
+
+def test_taxonomy_trains_on_intents_and_reports_both_levels(sqlite_settings: Settings,
+                                                            fine_csv: Path) -> None:
+    result = train_version(data=load_dataset(fine_csv), test=None, settings=sqlite_settings,
+                           taxonomy=load_taxonomy(ROOT / "classifier/data/taxonomy.json"),
+                           params={"model": SMALL_MODEL})
+    info = result.version
+    assert info.labels == CATEGORIES and info.taxonomy
+    assert sorted(info.report["per_class"]) == CATEGORIES
+    intents = info.report["intents"]
+    assert intents["labels"] == 77 and 0 < intents["accuracy"] <= info.accuracy <= 1
+    assert 0 <= intents["ece"] <= 1
+    with session_scope(sqlite_settings) as session:
+        texts, labels = registry.read_holdout(session=session, version=info.version)
+    assert set(labels) <= set(CATEGORIES)  # the gate compares categories
+    model = load_model(*artifact(sqlite_settings, info.version)[:1],
+                       expected_sha256=info.sha256).named_steps["model"]
+    assert len(model.fine_classes_) == 77
+    calibration = info.report["calibration"]
+    assert calibration["ece_limit"] == 0.03
+    if calibration["temperature"] != 1.0:
+        assert calibration["ece_before"] > 0.03
+    bins = info.report["reliability"]
+    assert sum(b["n"] for b in bins) == info.n_test
+    assert all(0 <= b["lo"] < b["hi"] <= 1 and 0 <= b["accuracy"] <= 1 for b in bins)
+
+
+def test_model_choice_is_recorded_and_checked(sqlite_settings: Settings,
+                                              small_csv: Path) -> None:
+    with pytest.raises(InvalidInputError, match="Unknown model 'bert'; choose one of tfidf"):
+        train_version(data=load_dataset(small_csv), test=None, settings=sqlite_settings,
+                      params={"model": "bert"})
+    assert versions(sqlite_settings) == []

@@ -58,6 +58,9 @@ def quote(text: str) -> str:
 
 def details(result: PredictionResult, low_confidence_share: float) -> str:
     text = f"Answered in {result.latency_ms:.1f} ms."
+    if result.intents:
+        text += " Closest intents: " + ", ".join(
+            f"{name.replace('_', ' ')} {share:.0%}" for name, share in result.intents.items()) + "."
     if result.low_confidence:
         text = (f"⚠️ **Not sure** (confidence {result.confidence:.0%}, below "
                 f"{low_confidence_share:.0%}): read the message yourself, and use 👎 to pick "

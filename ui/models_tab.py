@@ -7,40 +7,68 @@ from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
+import plotly.graph_objects as go
 
 from classifier import lifecycle
 from classifier.access import Caller, Role
 from classifier.gate import format_checklist
+from classifier.pipeline import model_name
 from classifier.registry import MAX_CANARY_PERCENT, MIN_CANARY_PERCENT, ModelVersionInfo
 from dashboards.comparison import COLUMNS, compare_live_and_canary
+from dashboards.figures import reliability_figure
 from feedback.errors import SupportTriageError
 from feedback.settings import Settings
 from ui.guard import UiGuard
 
-VERSION_COLUMNS = ["version", "status", "created (UTC)", "accuracy", "macro-F1", "ECE",
-                   "gate", "labels", "taxonomy"]
+VERSION_COLUMNS = ["version", "status", "created (UTC)", "model", "accuracy", "macro-F1",
+                   "ECE", "gate", "labels", "taxonomy"]
 EVENT_COLUMNS = ["when (UTC)", "action", "version", "from", "to", "by", "reason"]
 GATE = {True: "✅ passed", False: "❌ failed", None: "not run"}
 
 
 def _version_row(v: ModelVersionInfo) -> list[Any]:
-    return [v.version, v.status, f"{v.created_at:%Y-%m-%d %H:%M}", v.accuracy, v.macro_f1,
-            v.report.get("ece"), GATE[v.gate_passed], len(v.labels), v.taxonomy or "–"]
+    return [v.version, v.status, f"{v.created_at:%Y-%m-%d %H:%M}", model_name(v.params),
+            v.accuracy, v.macro_f1, v.report.get("ece"), GATE[v.gate_passed], len(v.labels),
+            v.taxonomy or "–"]
+
+
+def _calibration_line(r: dict[str, Any]) -> str:
+    calibration = r.get("calibration")
+    if not calibration:
+        return "Calibration: not recorded for this version."
+    if calibration["temperature"] == 1.0:
+        return (f"Calibration: ECE {r['ece']:.4f} is within {calibration['ece_limit']}; "
+                "probabilities used as fitted.")
+    return (f"Calibration: temperature {calibration['temperature']} (ECE "
+            f"{calibration['ece_before']:.4f} before scaling, {r['ece']:.4f} after; fitted in "
+            f"{calibration['seconds']}s on a fifth of the training data).")
 
 
 def describe_version(v: ModelVersionInfo) -> str:
-    """Markdown: metrics, per-class table and the gate checklist of one version."""
+    """Markdown: model, metrics at each level, calibration, per-class table and the gate
+    checklist of one version."""
     r = v.report
-    lines = [f"### Version {v.version} ({v.status})",
+    lines = [f"### Version {v.version} ({v.status}), model `{model_name(v.params)}`",
              f"Accuracy **{v.accuracy:.4f}**, macro-F1 **{v.macro_f1:.4f}**, ECE {r['ece']:.4f}, "
              f"latency p50 {r['latency']['p50_ms']} ms / p95 {r['latency']['p95_ms']} ms; "
              f"{v.n_train} training and {v.n_test} test messages, trained in "
-             f"{v.training_seconds}s; sha256 `{v.sha256[:16]}…`",
-             "", "| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
+             f"{v.training_seconds}s; sha256 `{v.sha256[:16]}…`"]
+    if "intents" in r:
+        i = r["intents"]
+        lines.append(f"Trained on {i['labels']} fine labels, answered in {len(v.labels)} "
+                     f"categories; on the fine labels: accuracy {i['accuracy']:.4f}, macro-F1 "
+                     f"{i['macro_f1']:.4f}, ECE {i['ece']:.4f}.")
+    lines += [_calibration_line(r),
+              "", "| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
     lines += [f"| {c} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | "
               f"{m['support']} |" for c, m in list(r["per_class"].items())[:80]]
     lines += ["", format_checklist(v.gate) if v.gate else "Readiness gate not run yet."]
     return "\n".join(lines)
+
+
+def _diagram(v: ModelVersionInfo | None) -> go.Figure | None:
+    return None if v is None else reliability_figure(v.report.get("reliability", []),
+                                                      v.report.get("ece"))
 
 
 def build_models_tab(settings: Settings, tab: gr.Tab, guard: UiGuard) -> None:
@@ -53,7 +81,9 @@ def build_models_tab(settings: Settings, tab: gr.Tab, guard: UiGuard) -> None:
     comparison = gr.Dataframe(headers=COLUMNS, interactive=False, label="Live figures",
                               elem_id="comparison-table")
     chosen = gr.Dropdown(label="Version details", choices=[], elem_id="version-choice")
-    details = gr.Markdown(elem_id="version-details")
+    with gr.Row():
+        details = gr.Markdown(elem_id="version-details")
+        diagram = gr.Plot(elem_id="version-reliability", show_label=False)
     with gr.Group():
         actions_heading = gr.Markdown("#### Lifecycle actions", elem_id="actions-heading")
         with gr.Row():
@@ -83,9 +113,10 @@ def build_models_tab(settings: Settings, tab: gr.Tab, guard: UiGuard) -> None:
             raise gr.Error(str(exc), title="Models unavailable", print_exception=False) from None
         numbers = [v.version for v in infos]
         pick = selected if selected in numbers else (numbers[0] if numbers else None)
-        shown = next((describe_version(v) for v in infos if v.version == pick), "No versions.")
+        picked = next((v for v in infos if v.version == pick), None)
+        shown = describe_version(picked) if picked else "No versions."
         return [[_version_row(v) for v in infos], heading, rows,
-                gr.Dropdown(choices=numbers, value=pick), shown,
+                gr.Dropdown(choices=numbers, value=pick), shown, _diagram(picked),
                 [[f"{e['at']:%Y-%m-%d %H:%M:%S}", e["action"], e["version"], e["from"], e["to"],
                   e["actor"], e["reason"]] for e in trail],
                 "#### Lifecycle actions" + (f"\n⚠️ {refusal}" if refusal else
@@ -93,19 +124,21 @@ def build_models_tab(settings: Settings, tab: gr.Tab, guard: UiGuard) -> None:
                 *[gr.update(interactive=refusal is None)] * (2 + len(buttons))]
 
     @guard.handler(Role.REVIEWER, "see the model versions")
-    def show_version(version: int | None) -> str:
+    def show_version(version: int | None) -> tuple[str, go.Figure | None]:
         if version is None:
-            return "No versions."
+            return "No versions.", None
         try:
-            return describe_version(lifecycle.get_version(settings, int(version)))
+            info = lifecycle.get_version(settings, int(version))
         except SupportTriageError as exc:
-            return f"❌ {exc}"
+            return f"❌ {exc}", None
+        return describe_version(info), _diagram(info)
 
-    outputs = [versions, comparison_heading, comparison, chosen, details, events, actions_heading,
-               reason, percent, *buttons.values()]
+    outputs = [versions, comparison_heading, comparison, chosen, details, diagram, events,
+               actions_heading, reason, percent, *buttons.values()]
     for trigger in (refresh.click, tab.select):
         trigger(load, inputs=[chosen], outputs=outputs, api_visibility="private")
-    chosen.input(show_version, inputs=[chosen], outputs=[details], api_visibility="private")
+    chosen.input(show_version, inputs=[chosen], outputs=[details, diagram],
+                 api_visibility="private")
 
     def act(run: Callable[[int | None, int, str, str], str]) -> Callable[..., str]:
         @guard.handler(Role.ADMIN, act_as)
