@@ -70,8 +70,9 @@ def build_health_router(readiness: Readiness) -> APIRouter:
                             headers=None if ready else {"Retry-After": str(RETRY_AFTER_S)})
 
     @router.get(HEALTH_LIVE, response_model=HealthResponse)
-    def live() -> JSONResponse:
+    async def live() -> JSONResponse:
         """The process answers (no database, no model check). No key needed."""
+        # async: answered on the event loop, never queued behind busy worker threads
         return JSONResponse({"status": "alive"})
 
     @router.get(HEALTH, response_model=HealthResponse, responses=unready)

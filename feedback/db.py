@@ -39,12 +39,13 @@ def _configure_sqlite(engine: Engine, busy_timeout_s: float) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
         cursor = dbapi_connection.cursor()
+        # First, so that switching to WAL below waits for another process's lock too.
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
         cursor.execute("PRAGMA journal_mode=WAL")
         # NORMAL is durable across application crashes in WAL mode; FULL only adds power-loss
         # safety at the cost of an fsync on every prediction.
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
         cursor.close()
 
 
@@ -74,7 +75,12 @@ def _create_schema(engine: Engine) -> None:
     """Create missing tables and the single deployment pointer row (idempotent, race-safe);
     raises StorageError for a database from an older schema."""
     _check_columns(engine)
-    Base.metadata.create_all(engine)
+    try:
+        Base.metadata.create_all(engine)
+    except SQLAlchemyError as exc:  # another process created a table between check and create
+        if "already exists" not in str(exc):
+            raise
+        Base.metadata.create_all(engine)
     try:
         with engine.begin() as conn:
             if conn.scalar(select(Deployment.id).where(Deployment.id == 1)) is None:
