@@ -30,10 +30,12 @@ from feedback.errors import (
 RESULT_COLUMNS = ("label", "confidence", "model_version", "request_id", "error")
 # Messages per model call and log commit in a batch: large enough to amortise both, small
 # enough that an interactive request never waits long behind one chunk.
-CHUNK = 32
-# Between chunks the batch sleeps, so the request threads get the interpreter (and the CPU)
-# for a while: a 10,000-row file then takes a little longer, and nobody else waits on it.
+CHUNK = 16
+# Between chunks the batch sleeps, so the request threads get the interpreter (and the CPU),
+# and then waits while single-message requests are being answered (up to YIELD_SECONDS):
+# a 10,000-row file takes a little longer, and nobody else waits on it.
 PAUSE_SECONDS = 0.01
+YIELD_SECONDS = 0.25
 ProgressCallback = Callable[[int, int], None]
 
 
@@ -71,7 +73,7 @@ def predict_many(service: PredictionService, texts: Sequence[object], *,
     """Classify each text (source 'batch'); bad texts get an outcome with their error code.
 
     Works in chunks: one model call and one commit per CHUNK messages (faster than one by
-    one), with a pause between chunks so interactive requests are not starved by a large
+    one), giving way between chunks so interactive requests are not starved by a large
     file. Raises ModelUnavailableError before doing anything when no model is live (a batch
     against no model would only log one error row per message), StorageError when the log
     cannot be written.
@@ -86,8 +88,15 @@ def predict_many(service: PredictionService, texts: Sequence[object], *,
         if on_progress is not None:
             on_progress(len(outcomes), total)
         if len(outcomes) < total:
-            time.sleep(PAUSE_SECONDS)
+            _give_way(service)
     return outcomes
+
+
+def _give_way(service: PredictionService) -> None:
+    time.sleep(PAUSE_SECONDS)
+    deadline = time.monotonic() + YIELD_SECONDS
+    while service.interactive_in_flight() and time.monotonic() < deadline:
+        time.sleep(0.002)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ failed requests are logged too, with the reason, so monitoring sees everything.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -85,6 +86,9 @@ class PredictionService:
         self.models = models or ModelCache(settings)
         # None: each call's rows are written in their own transaction (the CLI, tests).
         self.log_writer = log_writer
+        # Single-message requests being answered now: a batch gives way while any are.
+        self._interactive = 0
+        self._interactive_lock = threading.Lock()
 
     def current_model(self) -> LoadedModel:
         return self.models.current()
@@ -95,10 +99,20 @@ class PredictionService:
         Raises RejectedInputError (logged as rejected), ModelUnavailableError or PredictionError
         (logged as error), or StorageError when the log cannot be written.
         """
-        [outcome] = self.predict_many([text], source=source)
+        with self._interactive_lock:
+            self._interactive += 1
+        try:
+            [outcome] = self.predict_many([text], source=source)
+        finally:
+            with self._interactive_lock:
+                self._interactive -= 1
         if isinstance(outcome, SupportTriageError):
             raise outcome
         return outcome
+
+    def interactive_in_flight(self) -> int:
+        """How many single-message requests are being answered at this moment."""
+        return self._interactive
 
     def predict_many(self, texts: Sequence[object], *,
                      source: str) -> list[PredictionResult | SupportTriageError]:
