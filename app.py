@@ -6,6 +6,7 @@ GRADIO_SERVER_PORT or PORT (default 7860). Wiring only: no SQL and no sklearn he
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -94,6 +95,10 @@ def create_app(settings: Settings) -> tuple[FastAPI, Startup]:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Everything built so far lives as long as the process: out of the cyclic garbage
+        # collector's sight, a full collection takes milliseconds instead of stopping every
+        # thread, the health checks included, for 100-150 ms.
+        gc.freeze()
         work.start()
         yield
         work.stop()

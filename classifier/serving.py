@@ -11,6 +11,7 @@ and records why.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
 import threading
@@ -148,6 +149,7 @@ class ModelCache:
                 vocabulary = None
             log.info("loaded model version %d", version)
             model = LoadedModel(version, pipeline, labels, vocabulary)
+            gc.freeze()  # see app.lifespan: the model's objects live as long as the process
         self._loaded[version] = model  # re-inserted: most recently used last
         while len(self._loaded) > KEEP_LOADED:
             self._loaded.pop(next(iter(self._loaded)))
