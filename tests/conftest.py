@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import fcntl
 import os
 import random
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -247,9 +249,44 @@ def server(trained_data_dir: Path, tmp_path: Path) -> Iterator[Server]:
 CHROMIUM = Path("/usr/bin/chromium")
 
 
+# Tests that take most of a minute or more start first, so that with several workers
+# (pytest -n 2) none of them is left running alone at the end.
+LONG_FIRST = ("slow", "chaos")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None,
+                            ) -> Generator[None, object, object]:
+    """Tests marked `alone` measure time (latency ratios, response deadlines): with several
+    workers, each waits until no other test runs, and no other test starts until it is done.
+
+    A readers-writer lock across the workers' processes: every test holds a shared lock on
+    one file, an `alone` test an exclusive one. The turnstile keeps a waiting `alone` test
+    from being overtaken by a stream of ordinary tests.
+    """
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if run is None:  # a single process: nothing runs beside any test
+        return (yield)
+    folder = Path(tempfile.gettempdir())
+    alone = item.get_closest_marker("alone") is not None
+    with open(folder / f"pytest-{run}.turnstile", "a") as turnstile, \
+            open(folder / f"pytest-{run}.lock", "a") as lock:
+        fcntl.flock(turnstile, fcntl.LOCK_EX)
+        if not alone:
+            fcntl.flock(turnstile, fcntl.LOCK_UN)
+        fcntl.flock(lock, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+        try:
+            return (yield)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            fcntl.flock(turnstile, fcntl.LOCK_UN)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Browser tests need Debian's Chromium: skipped with a hint on a developer machine
-    without it, but never in CI, where .ci/run installs it and a skip would hide a failure."""
+    """Long tests first; browser tests need Debian's Chromium: skipped with a hint on a
+    developer machine without it, but never in CI, where .ci/run installs it and a skip
+    would hide a failure."""
+    items.sort(key=lambda item: not any(mark in item.keywords for mark in LONG_FIRST))
     if CHROMIUM.exists() or os.environ.get("CI"):
         return
     skip = pytest.mark.skip(reason="needs Debian's chromium: apt-get install chromium")

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from conftest import ENV_SETTINGS, ROOT, start_server, stop_server
 
 PORT_LINE = re.compile(r"Support Triage on (http://[\w.\-]+:\d+)")
@@ -65,6 +66,7 @@ def models_json(data_dir: Path) -> list[dict[str, object]]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_first_start_trains_the_default_model(tmp_path: Path) -> None:
     data_dir = tmp_path / "empty"
     log_path = tmp_path / "first-start.log"

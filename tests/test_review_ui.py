@@ -98,6 +98,7 @@ def pick(page: Page, request_id: str) -> None:
         visible=True).first.click()
 
 
+@pytest.mark.slow  # retrains on all of Banking77
 def test_review_queue_accept_correct_and_retrain(page: Page, rated: dict[str, str],
                                                 admin_server: Server) -> None:
     queue = page.locator("#review-queue")
