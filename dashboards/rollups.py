@@ -4,13 +4,15 @@ A window whose chart buckets are whole multiples of SLOT_SECONDS reads its full 
 `prediction_rollups` and only its two partial edge slots from the log itself, so figures
 are exact; rows written after the last fold are read from the log too, so figures are exact
 even with a backlog, and reads never write. `catch_up` folds log rows the rollups have not
-seen (by id, so rows written late or in bulk count too), in short transactions, from the
-app's background loop every minute. Only one process folds a given range: the watermark is
-moved with a compare-and-set in the same transaction.
+seen (by id, so rows written late or in bulk count too, and only up to the id below which
+the log is complete, so rows committed out of id order are never skipped), in short
+transactions, from the app's background loop every minute. Only one process folds a given
+range: the watermark is moved with a compare-and-set in the same transaction.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
@@ -30,9 +32,12 @@ from dashboards.buckets import (
 )
 from dashboards.sqlfuncs import epoch_seconds
 from feedback.db import session_scope
+from feedback.errors import StorageError
 from feedback.settings import Settings
+from feedback.store import log_complete_upto
 from feedback.tables import Prediction, PredictionHistogram, PredictionRollup, RollupState
 
+log = logging.getLogger(__name__)
 SLOT_SECONDS = 15 * 60
 LATENCY, CONFIDENCE = "latency", "confidence"
 # Log rows folded per transaction: about a second of work, so writers never wait long.
@@ -105,7 +110,18 @@ def folded_upto(session: Session) -> int:
 
 def catch_up(settings: Settings, max_rows: int | None = None) -> int:
     """Fold the log rows the rollups have not seen, one short transaction per chunk (so a
-    big backlog never holds SQLite's write lock for long); returns how many were folded."""
+    big backlog never holds SQLite's write lock for long); returns how many were folded.
+
+    Only rows below feedback.store.log_complete_upto are folded, so a row that commits
+    after a higher id (several writers on PostgreSQL) is never skipped: rollups plus the
+    unfolded rows always equal the log, whatever the commit order.
+    """
+    try:
+        with session_scope(settings) as session:
+            newest = log_complete_upto(session=session)
+    except StorageError as exc:  # a long append in flight: the next run folds
+        log.info("rollups not folded this time: %s", exc)
+        return 0
     folded = 0
     while max_rows is None or folded < max_rows:
         with session_scope(settings) as session:
@@ -113,7 +129,6 @@ def catch_up(settings: Settings, max_rows: int | None = None) -> int:
                 session.add(RollupState(id=1, last_prediction_id=0))
                 session.flush()
             done = folded_upto(session)
-            newest = session.scalar(select(func.max(Prediction.id))) or 0
             if done >= newest:
                 return folded
             upto = min(done + CHUNK_ROWS, newest)

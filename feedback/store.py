@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session
 
 from feedback.errors import InvalidInputError, NotFoundError
@@ -69,11 +69,16 @@ def _record(row: Prediction) -> PredictionRecord:
     )
 
 
+# PostgreSQL advisory lock between transactions that append to the log (shared) and the
+# rollup fold reading how far the log is complete (exclusive, for a moment); see
+# log_complete_upto.
+LOG_APPEND_LOCK = 0x5354_4C4F47
+FOLD_LOCK_WAIT_MS = 200
+
+
 def log_prediction(*, session: Session, record: PredictionRecord) -> None:
     """Append one prediction row (the caller has already redacted the text)."""
-    if record.source not in SOURCES or record.status not in STATUSES:
-        raise ValueError(f"bad source/status {record.source!r}/{record.status!r}")
-    session.add(Prediction(**vars(record)))
+    log_predictions(session=session, records=[record])
 
 
 def log_predictions(*, session: Session, records: Sequence[PredictionRecord]) -> None:
@@ -82,7 +87,26 @@ def log_predictions(*, session: Session, records: Sequence[PredictionRecord]) ->
         if record.source not in SOURCES or record.status not in STATUSES:
             raise ValueError(f"bad source/status {record.source!r}/{record.status!r}")
     if records:
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(select(func.pg_advisory_xact_lock_shared(LOG_APPEND_LOCK)))
         session.execute(insert(Prediction), [vars(r) for r in records])
+
+
+def log_complete_upto(*, session: Session) -> int:
+    """The highest prediction id below which no row can still appear (0 for an empty log).
+
+    With several writers, ids are taken in one order and committed in another: a row with a
+    lower id may become visible after a higher one. On PostgreSQL every appending
+    transaction holds LOG_APPEND_LOCK shared from before its INSERT to its end; taking it
+    exclusively waits for those in flight, and ids handed out later are higher, so the
+    highest id visible then is complete below. SQLite has one writer at a time and gives ids
+    in commit order. Call it in its own short transaction: appends queue behind it, at most
+    FOLD_LOCK_WAIT_MS (then this raises StorageError and the fold waits for its next run).
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text(f"SET LOCAL lock_timeout = {FOLD_LOCK_WAIT_MS}"))
+        session.execute(select(func.pg_advisory_xact_lock(LOG_APPEND_LOCK)))
+    return session.scalar(select(func.max(Prediction.id))) or 0
 
 
 def rejection_record(*, request_id: str, source: str, reason: str, text_chars: int = 0,

@@ -7,12 +7,15 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import insert
+from conftest import SmallModel, install_model
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import sessionmaker
 
 from dashboards import queries, rollups
-from feedback.db import session_scope
+from feedback.db import get_engine, session_scope
 from feedback.settings import Settings
-from feedback.tables import Prediction, utc_now
+from feedback.store import PredictionRecord, log_predictions
+from feedback.tables import Prediction, PredictionRollup, utc_now
 
 ROWS = 6000
 
@@ -68,3 +71,34 @@ def test_catch_up_is_idempotent(live_settings: Settings) -> None:
         session.execute(insert(Prediction), bulk_rows(500, now, 3))
     assert rollups.catch_up(live_settings) >= 500
     assert rollups.catch_up(live_settings) == 0
+
+
+def test_a_row_that_commits_after_a_higher_id_is_still_counted(
+        postgres_settings: Settings, small_model: SmallModel) -> None:
+    """Several writers on PostgreSQL: ids are taken in one order and committed in another.
+    A fold while a lower id is still in flight must not skip it."""
+    install_model(postgres_settings, small_model, promote=True)
+    now = utc_now()
+    late = rows_as_records(bulk_rows(1, now, 4))
+    with session_scope(postgres_settings) as session:  # the schema, and the first rows
+        log_predictions(session=session, records=rows_as_records(bulk_rows(10, now, 5)))
+    factory = sessionmaker(bind=get_engine(postgres_settings))
+    with factory() as in_flight:
+        log_predictions(session=in_flight, records=late)  # takes its id, not committed yet
+        in_flight.flush()
+        with session_scope(postgres_settings) as session:  # a higher id, committed first
+            log_predictions(session=session, records=rows_as_records(bulk_rows(5, now, 6)))
+        assert rollups.catch_up(postgres_settings) == 0  # waits its turn, folds nothing
+        in_flight.commit()
+    assert rollups.catch_up(postgres_settings) == 16
+    window = queries.make_window("Last 30 days", now + timedelta(seconds=1))
+    with session_scope(postgres_settings) as session:
+        folded = session.scalar(select(func.sum(PredictionRollup.n)))
+        total = session.scalar(select(func.count()).select_from(Prediction))
+        assert folded == total == 16
+        assert sorted(queries.requests_by_status(session=session, window=window)) == sorted(
+            queries._requests_by_status_from_log(session=session, window=window))
+
+
+def rows_as_records(rows: list[dict[str, object]]) -> list[PredictionRecord]:
+    return [PredictionRecord(**row) for row in rows]  # type: ignore[arg-type]
