@@ -177,7 +177,8 @@ def evaluate_alerts(settings: Settings, *, probe: Probe | None = None,
                 record = alert_store.open_alert(session=session, rule=result.rule,
                                                 value=result.value, message=result.message,
                                                 advice=result.advice)
-                changes.append(AlertChange(result.rule, "opened", record))
+                if record:  # else another process opened it (and notifies)
+                    changes.append(AlertChange(result.rule, "opened", record))
             elif result.firing and current is not None:
                 alert_store.touch_alert(session=session, alert_id=current.id,
                                         value=result.value, message=result.message)

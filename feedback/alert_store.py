@@ -6,8 +6,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from feedback.db import is_unique_violation
 from feedback.tables import Alert, utc_now
 
 OPEN, RESOLVED = "open", "resolved"
@@ -38,12 +40,18 @@ def open_alert_for(*, session: Session, rule: str) -> AlertRecord | None:
 
 
 def open_alert(*, session: Session, rule: str, value: float | None, message: str,
-               advice: str) -> AlertRecord:
+               advice: str) -> AlertRecord | None:
+    """The new open alert, or None when another process opened one for the rule first."""
     now = utc_now()
     row = Alert(rule=rule, state=OPEN, opened_at=now, updated_at=now, resolved_at=None,
                 value=value, message=message, advice=advice)
-    session.add(row)
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError as exc:
+        if is_unique_violation(exc):
+            return None
+        raise
     return _record(row)
 
 

@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -253,7 +254,13 @@ class Alert(Base):
     message: Mapped[str] = mapped_column(Text)
     advice: Mapped[str] = mapped_column(Text)
 
-    __table_args__ = (Index("ix_alerts_rule_state", "rule", "state"),)
+    __table_args__ = (
+        Index("ix_alerts_rule_state", "rule", "state"),
+        # At most one open episode per rule, whatever number of processes evaluate the rules:
+        # the database refuses the second, so its webhook never fires twice.
+        Index("uq_alerts_open_rule", "rule", unique=True,
+              sqlite_where=text("state = 'open'"), postgresql_where=text("state = 'open'")),
+    )
 
 
 class PredictionRollup(Base):

@@ -210,3 +210,38 @@ def test_failing_webhook_leaves_serving_unaffected(live_sqlite_settings: Setting
     results = [service.predict("I was charged twice for one coffee") for _ in range(20)]
     assert all(r.label for r in results)
     assert time.monotonic() - start < 5.0
+
+
+def test_one_open_alert_and_one_webhook_when_processes_race(live_settings: Settings) -> None:
+    """Evaluators in several processes see 'no open alert' at the same moment: the database
+    keeps one open episode per rule, and only the evaluator that wrote it notifies."""
+    add_rows(live_settings, 25)
+    add_rows(live_settings, 5, status="error")
+    with session_scope(live_settings) as session:
+        first = alert_store.open_alert(session=session, rule="error_rate", value=0.2,
+                                       message="first", advice="")
+    with session_scope(live_settings) as session:  # a second evaluator, a moment late
+        second = alert_store.open_alert(session=session, rule="error_rate", value=0.2,
+                                        message="second", advice="")
+        alert_store.touch_alert(session=session, alert_id=first.id if first else 0,
+                                value=0.3, message="the session is still usable")
+    assert first is not None and second is None
+
+    add_rows(live_settings, 100)  # resolves it
+    assert evaluate(live_settings)["error_rate"] == "resolved"
+    add_rows(live_settings, 40, status="error")  # fires again: two evaluators at once
+    with_webhook = dataclasses.replace(live_settings, alert_webhook_url="http://127.0.0.1:9")
+    sent: list[dict[str, object]] = []
+    start = threading.Barrier(4)
+
+    def evaluator() -> None:
+        start.wait()
+        evaluate_alerts(with_webhook, notify=lambda _url, payload: sent.append(payload))
+
+    threads = [threading.Thread(target=evaluator) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert [p["rule"] for p in sent if p["change"] == "opened"] == ["error_rate"]
+    assert open_rules(live_settings) == {"error_rate"}
