@@ -9,13 +9,22 @@ keyword argument.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import or_, update
 from sqlalchemy.orm import Session
 
+from feedback.db import session_scope
+from feedback.errors import StorageError
+from feedback.settings import Settings
 from feedback.tables import Lease, utc_now
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -65,3 +74,29 @@ def get_lease(*, session: Session, name: str) -> LeaseInfo | None:
     if row is None or row.expires_at <= utc_now():
         return None
     return LeaseInfo(row.name, row.holder, row.expires_at)
+
+
+@contextlib.contextmanager
+def kept(settings: Settings, *, name: str, holder: str, ttl: timedelta) -> Iterator[None]:
+    """Keep a lease already claimed by `holder` while the block runs (renewed by a thread
+    three times per ttl), and release it at the end: a crashed holder stops renewing, and
+    another process may take over once ttl has passed."""
+    stop = threading.Event()
+
+    def renew() -> None:
+        while not stop.wait(ttl.total_seconds() / 3):
+            try:
+                with session_scope(settings) as session:
+                    claim_lease(session=session, name=name, holder=holder, ttl=ttl)
+            except StorageError as exc:  # the next renewal may get through
+                log.error("lease %s not renewed: %s", name, exc)
+
+    thread = threading.Thread(target=renew, name=f"lease-{name}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        with contextlib.suppress(StorageError), session_scope(settings) as session:
+            release_lease(session=session, name=name, holder=holder)
