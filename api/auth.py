@@ -77,14 +77,17 @@ class ApiKeyring:
     def configured(self) -> bool:
         return bool(self._env) or self._db_any
 
-    def authenticate(self, authorization: str | None) -> str:
+    def authenticate(self, authorization: str | None, *, proxied: bool = False) -> str:
         """The key id for an `Authorization` header value (from the keys loaded in memory);
-        raises ApiError (401) otherwise."""
+        raises ApiError (401) otherwise. Without keys, the API is open only to callers on
+        a loopback server's own machine, not to requests a reverse proxy forwards."""
         if not self._env and not self._db_any:
-            if self.open_when_keyless:
+            if self.open_when_keyless and not proxied:
                 return ANONYMOUS
+            where = ("is reached through a reverse proxy" if proxied
+                     else "listens on a public address")
             raise ApiError(401, "api_keys_required",
-                           "The REST API is disabled: this server listens on a public address "
+                           f"The REST API is disabled: this server {where} "
                            "and has no API keys. Set API_KEYS (or create a key with `python -m "
                            "classifier keys create NAME`) and send it as "
                            "`Authorization: Bearer <key>`.")

@@ -20,6 +20,7 @@ from api.auth import ApiKeyring
 from api.errors import API_PREFIX, ApiError, error_response
 from api.metrics import ApiMetrics
 from api.rejections import RejectionLog
+from classifier.access import came_through_proxy
 from classifier.ratelimit import TokenBucketLimiter
 
 Scope = MutableMapping[str, Any]
@@ -93,7 +94,8 @@ class ApiGuard:
         """Authenticate, rate-limit and read the body; returns the receive to hand on."""
         headers = Headers(scope=scope)
         if scope["path"] not in self.open_paths:
-            key_id = self.keyring.authenticate(headers.get("authorization"))
+            key_id = self.keyring.authenticate(headers.get("authorization"),
+                                               proxied=came_through_proxy(headers))
             scope.setdefault("state", {})["api_key_id"] = key_id
             wait = self.limiter.acquire(key_id)
             if wait > 0:

@@ -19,7 +19,7 @@ import ipaddress
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import IntEnum
@@ -58,6 +58,9 @@ class Caller:
     name: str | None  # None: not signed in
     role: Role
     via: str  # "anonymous", "account", "admin token", "hugging face"
+    # Came through a reverse proxy (forwarding headers): from another machine, whatever
+    # address the server listens on.
+    proxied: bool = False
 
     @property
     def label(self) -> str:
@@ -67,6 +70,16 @@ class Caller:
     @property
     def signed_in(self) -> bool:
         return self.name is not None
+
+
+# Headers a reverse proxy adds: a request carrying one came from another machine.
+PROXY_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip")
+
+
+def came_through_proxy(headers: Mapping[str, str]) -> bool:
+    """Whether a request was forwarded by a reverse proxy (header names lower-case, as
+    Starlette's Headers give them case-insensitively)."""
+    return any(name in headers for name in PROXY_HEADERS)
 
 
 def is_loopback(host: str) -> bool:
@@ -116,9 +129,12 @@ class AccessPolicy:
         return bool(s.admin_token or s.api_keys or s.admin_users or s.reviewer_users
                     or self._stored)
 
-    def anonymous(self) -> Caller:
-        role = Role.REVIEWER if self.loopback and not self.configured() else Role.AGENT
-        return Caller(None, role, ANONYMOUS)
+    def anonymous(self, *, proxied: bool = False) -> Caller:
+        """A caller with no identity. On a loopback install with nothing configured that is
+        the machine's owner, unless the request came through a proxy: a proxy on the same
+        host brings in other machines' visitors."""
+        private = self.loopback and not proxied and not self.configured()
+        return Caller(None, Role.REVIEWER if private else Role.AGENT, ANONYMOUS, proxied)
 
     def refusal(self, caller: Caller, needed: Role, action: str) -> str | None:
         """Why `caller` may not `action` (a phrase such as "work the review queue"), or None."""
@@ -127,7 +143,7 @@ class AccessPolicy:
         if caller.signed_in:
             return (f"{caller.label} is signed in as {caller.role.title}; to {action} you need "
                     f"the {needed.title} role. Ask an admin.")
-        if not self.configured() and not self.loopback:
+        if not self.configured() and (not self.loopback or caller.proxied):
             how = ("add people to ADMIN_USERS / REVIEWER_USERS" if self.hugging_face_sign_in
                    else "create accounts with `python -m classifier users add NAME --role "
                    "reviewer` or set ADMIN_TOKEN")

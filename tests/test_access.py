@@ -102,6 +102,23 @@ def test_public_address_without_sign_in_keeps_review_closed_and_says_why(
     assert "no sign-in configured" in reason and "users add" in reason
 
 
+@pytest.mark.parametrize("header", ["x-forwarded-for", "forwarded", "x-real-ip"])
+def test_a_proxy_on_the_same_host_does_not_make_visitors_the_owner(
+        sqlite_settings: Settings, header: str) -> None:
+    """Loopback with nothing configured is one person's machine, but not for requests a
+    reverse proxy forwards from other machines."""
+    guard = UiGuard(AccessPolicy(sqlite_settings))
+
+    def request(headers: list[tuple[bytes, bytes]]) -> Request:
+        return Request({"type": "http", "method": "POST", "path": "/", "headers": headers})
+
+    assert guard.caller(request([])).role == Role.REVIEWER
+    visitor = guard.caller(request([(header.encode(), b"203.0.113.9")]))
+    assert visitor.role == Role.AGENT and visitor.proxied
+    reason = guard.policy.refusal(visitor, Role.REVIEWER, "work the review queue")
+    assert reason is not None and reason.startswith("Closed")
+
+
 def test_hugging_face_users_get_the_role_of_their_allow_list(sqlite_settings: Settings) -> None:
     policy = AccessPolicy(dataclasses.replace(
         sqlite_settings, server_name="0.0.0.0", space_id="team/triage", oauth_client_id="x",

@@ -246,6 +246,11 @@ def test_no_keys_on_loopback_leaves_the_api_open(live_sqlite_settings: Settings)
     client = api_client(api_settings(live_sqlite_settings, api_keys=""))
     assert client.post("/api/v1/predict", json={"text": MESSAGE}).status_code == 200
     assert client.get("/api/v1/models").status_code == 200
+    # ... but not to what a reverse proxy on the same machine forwards from others.
+    forwarded = {"X-Forwarded-For": "203.0.113.9"}
+    error = assert_error(client.post("/api/v1/predict", json={"text": MESSAGE},
+                                     headers=forwarded), 401, "api_keys_required")
+    assert "reverse proxy" in error["message"]
 
 
 def test_no_keys_on_a_public_host_refuses_every_keyed_route(live_sqlite_settings: Settings) -> None:

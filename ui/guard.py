@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import gradio as gr
 
-from classifier.access import AccessPolicy, Caller, Role
+from classifier.access import AccessPolicy, Caller, Role, came_through_proxy
 
 SIGN_IN_COOKIE = "st_sign_in"
 F = TypeVar("F", bound=Callable[..., Any])
@@ -30,6 +30,11 @@ def _request_parts(request: Any) -> tuple[Mapping[str, str], Mapping[str, Any] |
     if raw is None:  # a gr.Request rebuilt without its HTTP request: nothing to trust
         return {}, None
     return raw.cookies, raw.scope.get("session")
+
+
+def _proxied(request: Any) -> bool:
+    raw = getattr(request, "request", None) if isinstance(request, gr.Request) else request
+    return came_through_proxy(getattr(raw, "headers", None) or {})
 
 
 def hugging_face_username(session: Mapping[str, Any] | None) -> str | None:
@@ -60,7 +65,7 @@ class UiGuard:
             name = hugging_face_username(session)
             if name:
                 return self.policy.caller_for_hugging_face(name)
-        return self.policy.anonymous()
+        return self.policy.anonymous(proxied=_proxied(request))
 
     def handler(self, needed: Role, action: str, *, quiet: bool = False) -> Callable[[F], F]:
         """Wrap a Gradio handler so it runs only for callers with `needed` role.
