@@ -10,10 +10,6 @@
 # (python:3.11-slim-bookworm@sha256:...) for byte-identical rebuilds.
 FROM python:3.11-slim-bookworm
 
-# 1 trains the default model at build time into the image's /data, so a container started
-# on a fresh volume serves at once; 0 leaves that to the app's first start.
-ARG BAKE_MODEL=0
-
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -44,6 +40,11 @@ COPY ui/ ui/
 # Numeric, so runtimes that check for a non-root user (runAsNonRoot) can tell.
 USER 10001:10001
 
+# 1 trains the default model at build time into the image's /data, so a container started
+# on a fresh volume serves at once; 0 leaves that to the app's first start. Declared here,
+# not at the top: a build argument is part of the cache key of every RUN after it, and the
+# dependency layer above should not be rebuilt when only this changes.
+ARG BAKE_MODEL=0
 # The app's own first-start path (classifier/bootstrap.py): train the default model on
 # Banking77 and promote it, only when no version is live. Before VOLUME: a build step that
 # writes under a declared volume is discarded.
