@@ -181,14 +181,15 @@ class Server:
 
 
 def start_server(data_dir: Path, log_path: Path, extra_env: dict[str, str] | None = None,
-                 timeout: float = 120) -> Server:
-    """Run `python app.py` as a user would and wait until /api/v1/health says ok."""
+                 timeout: float = 120, command: list[str] | None = None) -> Server:
+    """Run `python app.py` (or `command`, from the repository root) as a user would and wait
+    until /api/v1/health says ok."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ENV_SETTINGS}
     env.update({"DATA_DIR": str(data_dir), "GRADIO_SERVER_PORT": str(port),
                 "GRADIO_ANALYTICS_ENABLED": "False", **(extra_env or {})})
     log_file = log_path.open("wb")
-    process = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env,
+    process = subprocess.Popen(command or [sys.executable, "app.py"], cwd=ROOT, env=env,
                                stdout=log_file, stderr=subprocess.STDOUT)
     server = Server(f"http://127.0.0.1:{port}", data_dir, process, log_path)
     deadline = time.monotonic() + timeout
