@@ -9,6 +9,7 @@ several processes starting at once exactly one migrates and the others find it d
 from __future__ import annotations
 
 import functools
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,6 +37,8 @@ ADVISORY_LOCK_KEY = 1_138_771
 LOCK_WAIT_S = 60.0
 LOCK_POLL_S = 0.1
 UPGRADE_COMMAND = "python -m classifier db upgrade"
+# Alembic's `context` and `op` are process-wide proxies: one command at a time per process.
+_command_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -114,7 +117,8 @@ def migration_connection(engine: Engine) -> Iterator[Connection]:
 def _wait_for_advisory_lock(conn: Connection) -> None:
     """Poll rather than block: a blocking wait would hit the app's lock_timeout."""
     deadline = time.monotonic() + LOCK_WAIT_S
-    query = text("SELECT pg_try_advisory_xact_lock(:key, hashtext(current_schema()))")
+    query = text("SELECT pg_try_advisory_xact_lock(:key, "
+                 "hashtext(coalesce(current_schema(), '')))")
     while not conn.scalar(query, {"key": ADVISORY_LOCK_KEY}):
         if time.monotonic() > deadline:
             raise StorageError(f"Another process has been changing the database schema for "
@@ -142,7 +146,8 @@ def upgrade_schema(engine: Engine, *, allow_upgrade: bool) -> tuple[SchemaState,
         current = found.current
         if found.legacy:
             _check_baseline_columns(conn)
-            command.stamp(config, BASELINE)
+            with _command_lock:
+                command.stamp(config, BASELINE)
             current = BASELINE
         if current is not None and current != found.head:
             _check_known(current)
@@ -152,7 +157,8 @@ def upgrade_schema(engine: Engine, *, allow_upgrade: bool) -> tuple[SchemaState,
                     f"Support Triage needs {found.head}. Back up the database, run "
                     f"`{UPGRADE_COMMAND}` once (same DATABASE_URL or DATA_DIR), then start "
                     "the app; or set DB_AUTO_UPGRADE=1 to let the app upgrade by itself.")
-        command.upgrade(config, "head")
+        with _command_lock:
+            command.upgrade(config, "head")
         return found, read_state(conn).current or ""
 
 
@@ -169,7 +175,7 @@ def _baseline_columns() -> dict[str, frozenset[str]]:
     database, so the check stays right after later revisions change feedback/tables.py."""
     scratch = create_engine("sqlite://")
     try:
-        with scratch.begin() as conn:
+        with scratch.begin() as conn, _command_lock:
             command.upgrade(alembic_config(conn), BASELINE)
             inspector = inspect(conn)
             return {t: frozenset(c["name"] for c in inspector.get_columns(t))
@@ -209,8 +215,9 @@ def generate_revision(message: str) -> Path:
     try:
         with scratch.begin() as conn:
             config = alembic_config(conn)
-            command.upgrade(config, "head")
-            script = command.revision(config, message=message, autogenerate=True)
+            with _command_lock:
+                command.upgrade(config, "head")
+                script = command.revision(config, message=message, autogenerate=True)
     finally:
         scratch.dispose()
     assert script is not None and not isinstance(script, list)
