@@ -8,7 +8,9 @@ inside `session_scope()`, which commits or rolls back as a unit.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,6 +37,7 @@ KEEPALIVE = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 3,
              "keepalives_count": 3}
 LOCK_TIMEOUT_MS = 2000  # a held row or table lock (a migration, a long admin query)
 POOL_TIMEOUT_S = 2  # every pooled connection busy: refuse rather than queue for ever
+WAL_RETRY_S = 0.01  # switching to WAL takes well under a millisecond
 
 
 def _configure_sqlite(engine: Engine, busy_timeout_s: float) -> None:
@@ -43,12 +46,26 @@ def _configure_sqlite(engine: Engine, busy_timeout_s: float) -> None:
         cursor = dbapi_connection.cursor()
         # First, so that switching to WAL below waits for another process's lock too.
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _switch_to_wal(cursor, busy_timeout_s)
         # NORMAL is durable across application crashes in WAL mode; FULL only adds power-loss
         # safety at the cost of an fsync on every prediction.
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
+
+
+def _switch_to_wal(cursor: sqlite3.Cursor, timeout_s: float) -> None:
+    """Two connections switching a new file to WAL at once deadlock, so SQLite refuses one
+    at once instead of waiting busy_timeout: retry until the other has switched it."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(WAL_RETRY_S)
 
 
 def _prepare_schema(engine: Engine, settings: Settings) -> None:
