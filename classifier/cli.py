@@ -10,7 +10,7 @@ import json
 import sys
 from collections.abc import Sequence
 
-from classifier import lifecycle, registry, review_cli, users_cli
+from classifier import db_cli, lifecycle, registry, review_cli, users_cli
 from classifier.artifacts import load_model
 from classifier.dataset import DEFAULT_LABEL_COLUMN, load_dataset, load_taxonomy
 from classifier.gate import format_checklist, run_gate
@@ -79,6 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--until", help="ISO date/time, exclusive (default: now)")
     review_cli.add_commands(sub)
     users_cli.add_commands(sub)
+    db_cli.add_commands(sub)
     return parser
 
 
@@ -212,6 +213,8 @@ def run(argv: Sequence[str] | None = None) -> int:
         return review_cli.run_command(args, settings)
     if args.command in users_cli.COMMANDS:
         return users_cli.run_command(args, settings)
+    if args.command in db_cli.COMMANDS:
+        return db_cli.run_command(args, settings)
     if args.command == "keys":
         return _keys(args, settings)
     if args.command == "export":

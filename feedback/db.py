@@ -1,5 +1,6 @@
 """The one engine per database URL, sessions, and where data lives.
 
+The first `get_engine` of a process brings the schema up to date (feedback/schema.py).
 SQLite gets WAL (readers never block the writer), foreign keys and a busy timeout, so the
 web app, a CLI command and a benchmark can share one file. Every public store function runs
 inside `session_scope()`, which commits or rolls back as a unit.
@@ -7,19 +8,22 @@ inside `session_scope()`, which commits or rolls back as a unit.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event, insert, inspect, make_url, select
+from sqlalchemy import Engine, create_engine, event, insert, make_url, select
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from feedback.errors import ConflictError, StorageError
+from feedback.schema import upgrade_schema
 from feedback.settings import Settings, load_settings
-from feedback.tables import Base, Deployment, utc_now
+from feedback.tables import Deployment, utc_now
 
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
@@ -33,6 +37,7 @@ KEEPALIVE = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 3,
              "keepalives_count": 3}
 LOCK_TIMEOUT_MS = 2000  # a held row or table lock (a migration, a long admin query)
 POOL_TIMEOUT_S = 2  # every pooled connection busy: refuse rather than queue for ever
+WAL_RETRY_S = 0.01  # switching to WAL takes well under a millisecond
 
 
 def _configure_sqlite(engine: Engine, busy_timeout_s: float) -> None:
@@ -41,7 +46,7 @@ def _configure_sqlite(engine: Engine, busy_timeout_s: float) -> None:
         cursor = dbapi_connection.cursor()
         # First, so that switching to WAL below waits for another process's lock too.
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _switch_to_wal(cursor, busy_timeout_s)
         # NORMAL is durable across application crashes in WAL mode; FULL only adds power-loss
         # safety at the cost of an fsync on every prediction.
         cursor.execute("PRAGMA synchronous=NORMAL")
@@ -49,38 +54,25 @@ def _configure_sqlite(engine: Engine, busy_timeout_s: float) -> None:
         cursor.close()
 
 
-def _check_columns(engine: Engine) -> None:
-    """Refuse a database whose existing tables lack columns this version needs.
-
-    create_all adds missing tables but never columns; without this check an older database
-    would fail later, on some request, with a driver error. There are no automatic
-    migrations yet, so the message says so.
-    """
-    inspector = inspect(engine)
-    present = set(inspector.get_table_names())
-    for table in Base.metadata.sorted_tables:
-        if table.name not in present:
-            continue
-        have = {c["name"] for c in inspector.get_columns(table.name)}
-        missing = sorted(c.name for c in table.columns if c.name not in have)
-        if missing:
-            raise StorageError(
-                f"The database was created by an older version of Support Triage: table "
-                f"{table.name!r} lacks {', '.join(missing)}. There are no automatic "
-                "migrations yet: point DATA_DIR or DATABASE_URL at a new database, or export "
-                "what you need (python -m classifier export) and start fresh.")
+def _switch_to_wal(cursor: sqlite3.Cursor, timeout_s: float) -> None:
+    """Two connections switching a new file to WAL at once deadlock, so SQLite refuses one
+    at once instead of waiting busy_timeout: retry until the other has switched it."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(WAL_RETRY_S)
 
 
-def _create_schema(engine: Engine) -> None:
-    """Create missing tables and the single deployment pointer row (idempotent, race-safe);
-    raises StorageError for a database from an older schema."""
-    _check_columns(engine)
-    try:
-        Base.metadata.create_all(engine)
-    except SQLAlchemyError as exc:  # another process created a table between check and create
-        if "already exists" not in str(exc):
-            raise
-        Base.metadata.create_all(engine)
+def _prepare_schema(engine: Engine, settings: Settings) -> None:
+    """Bring the schema to this version's revision (feedback/schema.py) and make sure the
+    single deployment pointer row exists; raises StorageError for a database this version
+    cannot take or may not upgrade by itself."""
+    upgrade_schema(engine, allow_upgrade=settings.upgrades_schema_at_start)
     try:
         with engine.begin() as conn:
             if conn.scalar(select(Deployment.id).where(Deployment.id == 1)) is None:
@@ -90,34 +82,45 @@ def _create_schema(engine: Engine) -> None:
         pass  # another process created it first
 
 
-def get_engine(settings: Settings | None = None) -> Engine:
-    """The shared engine for the configured database, created (with its tables) on first use.
+def open_engine(settings: Settings) -> Engine:
+    """A new engine with the app's SQLite pragmas or PostgreSQL timeouts, schema untouched
+    (the `db` commands use it to look at or upgrade a database the app would refuse).
 
-    Raises StorageError when the database cannot be reached or its folder cannot be made.
+    Raises StorageError when the data folder cannot be made.
+    """
+    url = settings.effective_database_url
+    if not url.startswith("sqlite"):
+        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10,
+                             pool_timeout=POOL_TIMEOUT_S,
+                             connect_args=postgres_timeouts(url, settings))
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(
+            f"Cannot create the data folder {settings.data_dir}: {exc.strerror}. "
+            "Set DATA_DIR to a writable folder."
+        ) from exc
+    engine = create_engine(url, connect_args={"timeout": settings.db_busy_timeout_s})
+    _configure_sqlite(engine, settings.db_busy_timeout_s)
+    return engine
+
+
+def get_engine(settings: Settings | None = None) -> Engine:
+    """The shared engine for the configured database; on first use its schema is created or
+    upgraded to this version (see `upgrade_schema`).
+
+    Raises StorageError when the database cannot be reached, its folder cannot be made, or
+    its schema is older and DB_AUTO_UPGRADE does not allow upgrading it here.
     """
     settings = settings or load_settings()
-    url = settings.effective_database_url
-    key = f"{url}#{settings.db_busy_timeout_s}"
+    key = f"{settings.effective_database_url}#{settings.db_busy_timeout_s}"
     with _lock:
         engine = _engines.get(key)
         if engine is not None:
             return engine
-        if url.startswith("sqlite"):
-            try:
-                settings.data_dir.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise StorageError(
-                    f"Cannot create the data folder {settings.data_dir}: {exc.strerror}. "
-                    "Set DATA_DIR to a writable folder."
-                ) from exc
-            engine = create_engine(url, connect_args={"timeout": settings.db_busy_timeout_s})
-            _configure_sqlite(engine, settings.db_busy_timeout_s)
-        else:
-            engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10,
-                                   pool_timeout=POOL_TIMEOUT_S,
-                                   connect_args=postgres_timeouts(url, settings))
+        engine = open_engine(settings)
         try:
-            _create_schema(engine)
+            _prepare_schema(engine, settings)
         except StorageError:
             engine.dispose()
             raise

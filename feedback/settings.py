@@ -49,6 +49,17 @@ def _bool(name: str, default: bool) -> bool:
     raise ValueError(f"Setting {name}={raw!r} is not on/off (use 1 or 0)")
 
 
+def _auto_bool(name: str) -> str:
+    """"auto", "1" or "0": on/off, or left to a rule that depends on other settings."""
+    raw = _env(name, "auto").lower()
+    if raw == "auto":
+        return "auto"
+    try:
+        return "1" if _bool(name, False) else "0"
+    except ValueError:
+        raise ValueError(f"Setting {name}={raw!r} is not auto, 1 or 0") from None
+
+
 # Settings whose values are never printed, only whether they are set.
 SECRET_FIELDS = frozenset({"admin_token", "api_keys", "alert_webhook_url"})
 # Fields whose value is a comma-separated list of names.
@@ -84,6 +95,10 @@ class Settings:
     )
     db_statement_timeout_s: float = field(metadata=_help(
         "PostgreSQL: longest a single statement may run, in seconds", "DB_STATEMENT_TIMEOUT"))
+    db_auto_upgrade: str = field(metadata=_help(
+        "Upgrade an older database schema at start-up: auto (yes on SQLite, no on PostgreSQL, "
+        "where replicas start together; run `python -m classifier db upgrade`), 1 or 0",
+        "DB_AUTO_UPGRADE"))
     gate_max_quality_drop: float = field(metadata=_help(
         "Gate: largest macro-F1 drop allowed against the live version", "GATE_MAX_QUALITY_DROP"))
     gate_min_macro_f1: float = field(metadata=_help(
@@ -195,6 +210,14 @@ class Settings:
             return self.database_url
         return f"sqlite:///{self.data_dir / 'support_triage.db'}"
 
+    @property
+    def upgrades_schema_at_start(self) -> bool:
+        """DB_AUTO_UPGRADE with "auto" resolved: a single-process SQLite install upgrades
+        itself; on PostgreSQL an operator runs the upgrade once for all replicas."""
+        if self.db_auto_upgrade == "auto":
+            return self.effective_database_url.startswith("sqlite")
+        return self.db_auto_upgrade == "1"
+
 
 def _names(name: str) -> tuple[str, ...]:
     return tuple(n.strip() for n in _env(name, "").split(",") if n.strip())
@@ -213,6 +236,7 @@ def load_settings() -> Settings:
         model_poll_seconds=_float("MODEL_POLL_SECONDS", 2.0),
         db_busy_timeout_s=_float("DB_BUSY_TIMEOUT", 5.0),
         db_statement_timeout_s=_float("DB_STATEMENT_TIMEOUT", 10.0),
+        db_auto_upgrade=_auto_bool("DB_AUTO_UPGRADE"),
         gate_max_quality_drop=_float("GATE_MAX_QUALITY_DROP", 0.02),
         gate_min_macro_f1=_float("GATE_MIN_MACRO_F1", 0.5),
         gate_min_class_recall=_float("GATE_MIN_CLASS_RECALL", 0.5),
