@@ -133,19 +133,39 @@ def test_head_equals_the_tables(settings: Settings) -> None:
 def test_a_database_from_before_migrations_is_stamped_and_keeps_its_rows(
         settings: Settings) -> None:
     engine = open_engine(settings)
-    Base.metadata.create_all(engine)  # what start-up did before migrations
+    with schema.migration_connection(engine) as conn:  # the tables start-up made before
+        command.upgrade(schema.alembic_config(conn), schema.BASELINE)  # migrations existed
+        conn.execute(text("DROP TABLE alembic_version"))
     before = _fill(engine)
     assert all(before.values()) and "alembic_version" not in inspect(engine).get_table_names()
     engine.dispose()
-    engine = get_engine(settings)
-    assert _revision(engine) == schema.head_revision() == schema.BASELINE
+    engine = get_engine(dataclasses.replace(settings, db_auto_upgrade="1"))
+    assert _revision(engine) == schema.head_revision()
     assert _counts(engine) == before
     assert _differences(engine) == []
+
+
+def test_duplicate_open_alerts_are_resolved_before_the_unique_index(settings: Settings) -> None:
+    """Before open alerts were unique per rule, two processes could open one each."""
+    _at_baseline(settings)
+    engine = open_engine(settings)
+    now = datetime.now(UTC)
+    alert = {"state": "open", "opened_at": now, "updated_at": now, "message": "m", "advice": ""}
+    with engine.begin() as conn:
+        for rule in ("error_rate", "error_rate", "latency_p95"):
+            conn.execute(insert(Base.metadata.tables["alerts"]).values(rule=rule, **alert))
+    engine.dispose()
+    engine = get_engine(dataclasses.replace(settings, db_auto_upgrade="1"))
+    with engine.connect() as conn:
+        open_ = conn.execute(text("SELECT rule, id FROM alerts WHERE state = 'open' "
+                                  "ORDER BY rule")).all()
+    assert open_ == [("error_rate", 2), ("latency_p95", 3)]  # the newest open one stays
 
 
 def test_a_sample_column_migrates_up_and_down(settings: Settings, tmp_path: Path) -> None:
     engine = get_engine(settings)
     before = _fill(engine)
+    previous = schema.head_revision()
     versions = tmp_path / "versions"
     shutil.copytree(schema.MIGRATIONS / "versions", versions,
                     ignore=shutil.ignore_patterns("__pycache__"))
@@ -157,7 +177,7 @@ def test_a_sample_column_migrates_up_and_down(settings: Settings, tmp_path: Path
     assert _counts(engine) == before
     assert [d[0] for d in _differences(engine)] == ["remove_column"]  # the check sees it
     with schema.migration_connection(engine) as conn:
-        command.downgrade(schema.alembic_config(conn, versions), schema.BASELINE)
+        command.downgrade(schema.alembic_config(conn, versions), previous)
     assert "priority" not in _columns(engine, "predictions")
     # Children of the copied table keep their rows (SQLite: no cascade from the copy).
     assert _counts(engine) == before
