@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -156,10 +156,29 @@ def trained_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     default model is served end to end by test_first_start and test_cli_trains_banking77."""
     from classifier.bootstrap import ensure_live_model
 
-    folder = tmp_path_factory.mktemp("trained")
-    settings = make_settings(folder)
-    ensure_live_model(settings, progress=lambda _m: None, model=SMALL_MODEL)
-    dispose_engines()
+    def train(folder: Path) -> None:
+        ensure_live_model(make_settings(folder), progress=lambda _m: None, model=SMALL_MODEL)
+        dispose_engines()
+
+    return built_once(tmp_path_factory, "trained", train)
+
+
+def built_once(tmp_path_factory: pytest.TempPathFactory, name: str,
+               build: Callable[[Path], None]) -> Path:
+    """A folder built once per test run, shared by every worker of `pytest -n N` (the
+    first builds it under a file lock, the others wait and reuse it). Tests copy it before
+    changing anything in it."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the run's folder, above each worker's own
+    folder = root / name
+    with open(root / f"{name}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (root / f"{name}.done").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            build(folder)
+            (root / f"{name}.done").touch()
     return folder
 
 
