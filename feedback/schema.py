@@ -18,11 +18,13 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, inspect, text
 
 from feedback.errors import StorageError
+from feedback.tables import Base
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # Files sort by date; the slug says what the revision does.
@@ -38,7 +40,7 @@ LOCK_WAIT_S = 60.0
 LOCK_POLL_S = 0.1
 UPGRADE_COMMAND = "python -m classifier db upgrade"
 # Alembic's `context` and `op` are process-wide proxies: one command at a time per process.
-_command_lock = threading.Lock()
+_command_lock = threading.RLock()
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,31 @@ def alembic_config(connection: Connection | None = None,
 
 @functools.cache
 def _script() -> ScriptDirectory:
-    return ScriptDirectory.from_config(alembic_config())
+    """The revisions, loaded once per process (under the command lock: loading compiles
+    them, and CPython 3.11 can fail compiling in two threads at once)."""
+    with _command_lock:
+        script = ScriptDirectory.from_config(alembic_config())
+        script.get_current_head()  # loads every revision file now
+        return script
+
+
+def _migrate(conn: Connection, destination: str, *, stamp: bool = False) -> None:
+    """Upgrade `conn` to `destination` (or only record it as there, `stamp`) with the
+    revisions loaded once, as env.py does for the `alembic` command but without loading
+    env.py each time (a fresh database is made for every test, and in threads)."""
+    script = _script()
+
+    def steps(revision: object, _context: object) -> object:
+        if stamp:
+            return script._stamp_revs(destination, revision)  # as alembic's stamp command
+        return script._upgrade_revs(destination, revision)  # as alembic's upgrade command
+
+    with _command_lock:  # `op` in the revisions is a process-wide proxy
+        context = MigrationContext.configure(connection=conn, opts={
+            "target_metadata": Base.metadata, "render_as_batch": True, "fn": steps,
+            "script": script, "destination_rev": destination})
+        with Operations.context(context):
+            context.run_migrations()
 
 
 def head_revision() -> str:
@@ -142,12 +168,10 @@ def upgrade_schema(engine: Engine, *, allow_upgrade: bool) -> tuple[SchemaState,
         found = read_state(conn)  # another process may have migrated meanwhile
         if found.up_to_date:
             return found, found.head
-        config = alembic_config(conn)
         current = found.current
         if found.legacy:
             _check_baseline_columns(conn)
-            with _command_lock:
-                command.stamp(config, BASELINE)
+            _migrate(conn, BASELINE, stamp=True)
             current = BASELINE
         if current is not None and current != found.head:
             _check_known(current)
@@ -157,8 +181,7 @@ def upgrade_schema(engine: Engine, *, allow_upgrade: bool) -> tuple[SchemaState,
                     f"Support Triage needs {found.head}. Back up the database, run "
                     f"`{UPGRADE_COMMAND}` once (same DATABASE_URL or DATA_DIR), then start "
                     "the app; or set DB_AUTO_UPGRADE=1 to let the app upgrade by itself.")
-        with _command_lock:
-            command.upgrade(config, "head")
+        _migrate(conn, found.head)
         return found, read_state(conn).current or ""
 
 
@@ -175,8 +198,8 @@ def _baseline_columns() -> dict[str, frozenset[str]]:
     database, so the check stays right after later revisions change feedback/tables.py."""
     scratch = create_engine("sqlite://")
     try:
-        with scratch.begin() as conn, _command_lock:
-            command.upgrade(alembic_config(conn), BASELINE)
+        with scratch.begin() as conn:
+            _migrate(conn, BASELINE)
             inspector = inspect(conn)
             return {t: frozenset(c["name"] for c in inspector.get_columns(t))
                     for t in inspector.get_table_names() if t != "alembic_version"}

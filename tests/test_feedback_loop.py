@@ -63,6 +63,9 @@ def app_server(trained_data_dir: Path, tmp_path: Path) -> Iterator[Server]:
 def cli(server: Server, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in ENV_SETTINGS}
     env["DATA_DIR"] = str(server.data_dir)
+    # The gate's latency limit has tests of its own; here other tests share the cores, and a
+    # slow timing sample must not stop the loop this test is about.
+    env["GATE_MAX_P95_MS"] = "1000"
     return subprocess.run([sys.executable, "-m", "classifier", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=CLI_TIMEOUT_S)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import random
 from pathlib import Path
 
@@ -182,3 +183,12 @@ def test_admin_token_is_required_for_ui_actions(sqlite_settings: Settings) -> No
     with pytest.raises(lifecycle.NotAuthorizedError, match="Wrong admin token"):
         lifecycle.authorize(armed, "guess")
     lifecycle.authorize(armed, "s3cret")
+
+
+def test_a_candidate_slower_than_the_limit_is_stopped_by_the_latency_check(
+        live_sqlite_settings: Settings, small_model: SmallModel) -> None:
+    version = install_model(live_sqlite_settings, small_model, promote=False)
+    strict = dataclasses.replace(live_sqlite_settings, gate_max_p95_ms=0.001)
+    report = run_gate(settings=strict, version=version)
+    failed = {c.name: c.detail for c in report.checks if not c.passed}
+    assert not report.passed and "limit" in failed["latency"]
