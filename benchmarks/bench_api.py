@@ -104,22 +104,24 @@ class Run:
     failed: int = 0
 
 
-async def load(url: str, headers: dict[str, str], messages: list[str], n: int,
+async def load(url: str | list[str], headers: dict[str, str], messages: list[str], n: int,
                concurrency: int, budget_s: float, into: Run) -> None:
-    """Send `n` requests from `concurrency` workers (or stop at the time budget)."""
+    """Send `n` requests from `concurrency` workers (or stop at the time budget); with
+    several URLs, worker i sends to URL i mod len (round robin, as a load balancer would)."""
+    urls = [url] if isinstance(url, str) else url
     cycle = itertools.cycle(messages)
     remaining = n
     deadline = time.monotonic() + budget_s
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(limits=limits, timeout=30, headers=headers) as client:
 
-        async def worker() -> None:
+        async def worker(target: str) -> None:
             nonlocal remaining
             while remaining > 0 and time.monotonic() < deadline:
                 remaining -= 1
                 text = next(cycle)
                 start = time.perf_counter_ns()
-                response = await client.post(url, json={"text": text})
+                response = await client.post(target, json={"text": text})
                 into.latencies_ns.append(time.perf_counter_ns() - start)
                 if response.status_code == 200:
                     into.ok += 1
@@ -127,7 +129,7 @@ async def load(url: str, headers: dict[str, str], messages: list[str], n: int,
                     into.failed += 1
 
         start = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        await asyncio.gather(*(worker(urls[i % len(urls)]) for i in range(concurrency)))
         into.seconds += time.perf_counter() - start
 
 

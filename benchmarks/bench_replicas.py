@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
-import itertools
 import json
 import os
 import statistics
@@ -34,10 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import httpx  # noqa: E402
-
 from benchmarks.apphost import free_port, running  # noqa: E402
-from benchmarks.bench_api import Run, summarize  # noqa: E402
+from benchmarks.bench_api import Run, load, summarize  # noqa: E402
 
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -62,32 +59,6 @@ def total_cpu(pids: list[int]) -> float:
         with contextlib.suppress(OSError):
             total += cpu_seconds(pid)
     return total
-
-
-async def round_robin(urls: list[str], messages: list[str], n: int, concurrency: int,
-                      into: Run) -> None:
-    """`n` requests from `concurrency` workers; worker i sends to replica i mod len(urls)."""
-    cycle = itertools.cycle(messages)
-    remaining = n
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
-
-        async def worker(url: str) -> None:
-            nonlocal remaining
-            while remaining > 0:
-                remaining -= 1
-                start = time.perf_counter_ns()
-                response = await client.post(f"{url}/api/v1/predict",
-                                             json={"text": next(cycle)})
-                into.latencies_ns.append(time.perf_counter_ns() - start)
-                if response.status_code == 200:
-                    into.ok += 1
-                else:
-                    into.failed += 1
-
-        start = time.perf_counter()
-        await asyncio.gather(*(worker(urls[i % len(urls)]) for i in range(concurrency)))
-        into.seconds += time.perf_counter() - start
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,15 +108,16 @@ def main(argv: list[str] | None = None) -> int:
                      "GRADIO_SERVER_PORT": str(port)},
                     f"{urls[-1]}/api/v1/health", Path(tmp) / f"replica-{i}.log", 240))
                 pids.append(process.pid)
-            for u in urls:  # warm up every replica
-                asyncio.run(round_robin([u], messages, 50, 1, Run()))
+            predict = [f"{u}/api/v1/predict" for u in urls]
+            for target in predict:  # warm up every replica
+                asyncio.run(load(target, {}, messages, 50, 1, 60, Run()))
             for round_ in range(args.rounds):
                 order = args.replicas if round_ % 2 == 0 else list(reversed(args.replicas))
                 for k in order:
                     before = (total_cpu(pids[:k]), time.process_time(),
                               total_cpu(postgres_pids()))
-                    asyncio.run(round_robin(urls[:k], messages, args.n, args.concurrency,
-                                            results[k]))
+                    asyncio.run(load(predict[:k], {}, messages, args.n, args.concurrency,
+                                     600, results[k]))
                     after = (total_cpu(pids[:k]), time.process_time(),
                              total_cpu(postgres_pids()))
                     for key, b, a in zip(("replicas", "client", "postgres"), before, after,
