@@ -302,11 +302,19 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None,
             fcntl.flock(turnstile, fcntl.LOCK_UN)
 
 
+def _run_order(item: pytest.Item) -> int:
+    """Long tests first; `alone` tests last, so that they do not wait for a long test on
+    another worker to end (they run once every long test is done)."""
+    if item.get_closest_marker("alone") is not None:
+        return 2
+    return 0 if any(mark in item.keywords for mark in LONG_FIRST) else 1
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Long tests first; browser tests need Debian's Chromium: skipped with a hint on a
     developer machine without it, but never in CI, where .ci/run installs it and a skip
     would hide a failure."""
-    items.sort(key=lambda item: not any(mark in item.keywords for mark in LONG_FIRST))
+    items.sort(key=_run_order)
     if CHROMIUM.exists() or os.environ.get("CI"):
         return
     skip = pytest.mark.skip(reason="needs Debian's chromium: apt-get install chromium")

@@ -13,6 +13,11 @@ from collections.abc import Iterator
 
 import pytest
 import schemathesis
+
+# Imported at collection, not lazily inside a fixture: pytest rewrites a plugin's modules as
+# they are imported (ast.parse), and CPython 3.11 fails ("AST constructor recursion depth
+# mismatch") when another thread, such as a running app's, parses at the same moment.
+import schemathesis.specs.openapi.schemas  # noqa: F401
 from api_support import ADMIN, AUTH, api_client, api_settings, stop_apps
 from conftest import SmallModel, install_model, make_settings
 from hypothesis import HealthCheck, given, settings
