@@ -49,9 +49,11 @@ TEMP_FILE_SECONDS = 3
 TEMPLATE = "Ticket {tag}: kindly refund, contact {value} thx"
 COMMENT = "Ticket {tag} is wrong, reach me at {value}"
 TAG = re.compile(r"\bQX[A-Z]{3}\b")
-# Numbers in the app's own lines that are not customers' data: request ids, addresses,
-# clock times, and measurements such as "33.33 %" or "12.5 ms" in alert messages.
-NOISE = re.compile(r"\b[0-9a-f]{32}\b|\b\d{1,3}(?:\.\d{1,3}){3}\b|\b\d\d:\d\d:\d\d\b"
+# Numbers in the app's own lines that are not customers' data: request ids, addresses with
+# their port ("http://127.0.0.1:35199" once read as a phone's "3519"), clock times, and
+# measurements such as "33.33 %" or "12.5 ms" in alert messages.
+NOISE = re.compile(r"\b[0-9a-f]{32}\b|\b\d{1,3}(?:\.\d{1,3}){3}(?::\d{1,5})?\b"
+                   r"|\b\d\d:\d\d:\d\d\b"
                    r"|\b\d+(?:\.\d+)?\s?(?:%|ms|s)(?!\w)")
 # Filled by training before any request: Banking77 texts and model bytes, not request data.
 TRAINING_TABLES = {"model_versions", "model_artifacts", "model_holdouts", "model_profiles"}
