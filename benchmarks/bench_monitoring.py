@@ -65,26 +65,34 @@ CHUNK = 5000
 
 
 @contextmanager
-def database(use_postgres: bool, tmp: Path) -> Iterator[Settings]:
-    """Settings for a fresh SQLite file, or a fresh PostgreSQL schema dropped afterwards."""
+def database(use_postgres: bool, tmp: Path, keep_schema: str | None) -> Iterator[Settings]:
+    """Settings for a fresh SQLite file, or a PostgreSQL schema: a fresh one dropped
+    afterwards, or `keep_schema`, created if missing and kept for the next run."""
     base = load_settings()
     if not use_postgres:
         yield dataclasses.replace(base, data_dir=tmp / "data", database_url="")
         dispose_engines()
         return
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
+    schema = keep_schema or f"bench_{uuid.uuid4().hex[:12]}"
     admin = create_engine(POSTGRES_URL)
     with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
+        conn.execute(text(f"CREATE SCHEMA IF NOT EXISTS {schema}"))
     separator = "&" if "?" in POSTGRES_URL else "?"
     url = f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
     try:
         yield dataclasses.replace(base, data_dir=tmp / "data", database_url=url)
     finally:
         dispose_engines()
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        if not keep_schema:
+            with admin.begin() as conn:
+                conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
         admin.dispose()
+
+
+def stored_rows(settings: Settings) -> int:
+    """Prediction rows already in the database (a kept schema is filled only once)."""
+    with get_engine(settings).connect() as conn:
+        return conn.scalar(select(func.count()).select_from(Prediction)) or 0
 
 
 def model_version_rows(now: datetime) -> list[dict[str, Any]]:
@@ -101,12 +109,15 @@ def model_version_rows(now: datetime) -> list[dict[str, Any]]:
     return rows
 
 
-def prediction_rows(n: int, now: datetime, rng: random.Random,
+def prediction_rows(first_id: int, count: int, n: int, now: datetime, rng: random.Random,
                     texts: list[str]) -> Iterator[dict[str, Any]]:
-    """`n` realistic prediction rows with explicit ids 1..n (oldest first)."""
+    """Rows `first_id`..`first_id + count - 1` of `n` realistic prediction rows, oldest
+    first: row i lands in the i-th of n equal slices of the span, so ids grow with time
+    and any chunk can be made without the others (10 M rows do not fit in memory)."""
     switch = now - timedelta(days=10)  # version 2 went live ten days ago
-    offsets = sorted(rng.random() * SPAN.total_seconds() for _ in range(n))
-    for i, offset in enumerate(reversed(offsets), start=1):
+    span = SPAN.total_seconds()
+    for i in range(first_id, first_id + count):
+        offset = span * (1 - (i - 1 + rng.random()) / n)
         created = now - timedelta(seconds=offset) - timedelta(seconds=1)
         text_ = rng.choice(texts)
         draw = rng.random()
@@ -152,27 +163,32 @@ def feedback_rows(predictions: list[dict[str, Any]], rng: random.Random,
 
 
 def fill(settings: Settings, n_rows: int, feedback_share: float, seed: int) -> dict[str, Any]:
-    """Bulk-insert the data set; returns counts and timings of the setup."""
+    """Insert the data set CHUNK rows at a time (made as they are inserted, so memory stays
+    flat at any size); returns counts and timings of the setup."""
     rng = random.Random(seed)
     now = datetime.now(UTC)
     texts = load_dataset(DEFAULT_TEST).texts
-    start = time.perf_counter()
-    predictions = list(prediction_rows(n_rows, now, rng, texts))
-    ratings = feedback_rows(predictions, rng, feedback_share)
-    generate_s = time.perf_counter() - start
-
     engine = get_engine(settings)  # creates the tables
-    start = time.perf_counter()
+    generate_s = insert_s = 0.0
     with engine.begin() as conn:
         conn.execute(insert(ModelVersion), model_version_rows(now))
-    for table, rows in ((Prediction, predictions), (Feedback, ratings)):
-        for i in range(0, len(rows), CHUNK):
-            with engine.begin() as conn:
-                conn.execute(insert(table), rows[i:i + CHUNK])
+    for first_id in range(1, n_rows + 1, CHUNK):
+        start = time.perf_counter()
+        predictions = list(prediction_rows(first_id, min(CHUNK, n_rows - first_id + 1),
+                                           n_rows, now, rng, texts))
+        ratings = feedback_rows(predictions, rng, feedback_share)
+        generate_s += time.perf_counter() - start
+        start = time.perf_counter()
+        with engine.begin() as conn:
+            conn.execute(insert(Prediction), predictions)
+            if ratings:
+                conn.execute(insert(Feedback), ratings)
+        insert_s += time.perf_counter() - start
+    start = time.perf_counter()
     if engine.dialect.name == "postgresql":
         with engine.begin() as conn:
             conn.execute(text("ANALYZE"))
-    insert_s = time.perf_counter() - start
+    insert_s += time.perf_counter() - start
     with engine.connect() as conn:
         stored = conn.scalar(select(func.count()).select_from(Prediction))
         rated = conn.scalar(select(func.count()).select_from(Feedback))
@@ -244,15 +260,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--postgres", action="store_true",
                         help=f"use a fresh schema on {POSTGRES_URL} (POSTGRES_BENCH_URL)")
+    parser.add_argument("--keep-schema", metavar="NAME",
+                        help="with --postgres: fill schema NAME once and keep it, so later "
+                             "runs skip the setup (DROP SCHEMA NAME CASCADE when done)")
     args = parser.parse_args(argv)
 
     backend = "postgresql" if args.postgres else "sqlite"
     with tempfile.TemporaryDirectory(prefix="bench-monitoring-") as tmp, \
-            database(args.postgres, Path(tmp)) as settings:
-        setup = fill(settings, args.rows, args.feedback_share, args.seed)
-        print(f"{backend}: inserted {setup['rows']:,} predictions and {setup['feedback']:,} "
-              f"ratings in {setup['insert_s']:.1f}s ({setup['rows_per_s']:,} rows/s; "
-              f"generated in {setup['generate_s']:.1f}s) -- setup, not measured below")
+            database(args.postgres, Path(tmp), args.keep_schema) as settings:
+        kept = stored_rows(settings)
+        if kept and kept != args.rows:
+            parser.error(f"schema {args.keep_schema} holds {kept:,} rows, not {args.rows:,}")
+        if kept:
+            setup: dict[str, Any] = {"rows": kept, "kept_schema": args.keep_schema}
+            print(f"{backend}: {kept:,} predictions already in schema {args.keep_schema}")
+        else:
+            setup = fill(settings, args.rows, args.feedback_share, args.seed)
+            print(f"{backend}: inserted {setup['rows']:,} predictions and "
+                  f"{setup['feedback']:,} ratings in {setup['insert_s']:.1f}s "
+                  f"({setup['rows_per_s']:,} rows/s; generated in {setup['generate_s']:.1f}s)"
+                  " -- setup, not measured below")
         start = time.perf_counter()
         folded = rollups.catch_up(settings)
         setup["fold_s"] = round(time.perf_counter() - start, 2)
