@@ -158,6 +158,7 @@ def feedback_rows(predictions: list[dict[str, Any]], rng: random.Random,
             "prediction_id": p["id"], "verdict": "up" if up else "down",
             "correct_label": None if up else rng.choice([x for x in LABELS if x != p["label"]]),
             "comment": None, "created_at": when, "updated_at": when,
+            "prediction_created_at": p["created_at"], "model_version": p["model_version"],
         })
     return rows
 

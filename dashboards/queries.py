@@ -129,10 +129,10 @@ def feedback_by_version(*, session: Session, window: Window) -> list[tuple[int, 
     up = func.sum(case((Feedback.verdict == "up", 1), else_=0))
     down = func.sum(case((Feedback.verdict == "down", 1), else_=0))
     rows = session.execute(
-        select(Prediction.model_version, up, down)
-        .join(Feedback, Feedback.prediction_id == Prediction.id)
-        .where(_in_window(window)).group_by(Prediction.model_version)
-        .order_by(Prediction.model_version)
+        select(Feedback.model_version, up, down)
+        .where(Feedback.prediction_created_at >= window.start,
+               Feedback.prediction_created_at < window.end, Feedback.model_version.is_not(None))
+        .group_by(Feedback.model_version).order_by(Feedback.model_version)
     )
     return [(int(v), int(u or 0), int(d or 0)) for v, u, d in rows]
 

@@ -168,7 +168,9 @@ def record_feedback(*, session: Session, request_id: str, verdict: str,
     row = session.scalar(select(Feedback).where(Feedback.prediction_id == prediction.id))
     changed = row is not None
     if row is None:
-        row = Feedback(prediction_id=prediction.id, created_at=now)
+        row = Feedback(prediction_id=prediction.id, created_at=now,
+                       prediction_created_at=prediction.created_at,
+                       model_version=prediction.model_version)
         session.add(row)
     row.verdict, row.correct_label, row.comment, row.updated_at = (
         verdict, correct_label, comment, now)

@@ -183,6 +183,14 @@ class Feedback(Base):
     comment: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # Copied from the rated prediction (they never change), so ratings per version in a
+    # time window read this table alone: with 10 M predictions, the join took 2.4 s.
+    prediction_created_at: Mapped[datetime]
+    model_version: Mapped[int | None]
+
+    __table_args__ = (
+        Index("ix_feedback_window", "prediction_created_at", "model_version", "verdict"),
+    )
 
 
 class ApiKey(Base):

@@ -68,12 +68,15 @@ def _row(table: Table) -> dict[str, Any]:
 
 
 def _fill(engine: Engine) -> dict[str, int]:
-    """One row in every table (parents first); returns the row count of each."""
+    """One row in every table the database has, in its own columns (an older schema lacks
+    the newer ones), parents first; returns the row count of each table."""
     present = _counts(engine)
     with engine.begin() as conn:
         for table in Base.metadata.sorted_tables:
+            columns = _columns(engine, table.name)
             if not present[table.name]:  # start-up already made the deployment row
-                conn.execute(insert(table).values(_row(table)))
+                conn.execute(insert(table).values(
+                    {k: v for k, v in _row(table).items() if k in columns}))
     return _counts(engine)
 
 
@@ -160,6 +163,23 @@ def test_duplicate_open_alerts_are_resolved_before_the_unique_index(settings: Se
         open_ = conn.execute(text("SELECT rule, id FROM alerts WHERE state = 'open' "
                                   "ORDER BY rule")).all()
     assert open_ == [("error_rate", 2), ("latency_p95", 3)]  # the newest open one stays
+
+
+def test_ratings_from_before_get_their_predictions_time_and_version(
+        settings: Settings) -> None:
+    """Revision 7c1d2e3f4a5b copies each rated prediction's time and version onto its
+    rating (the Monitoring tab reads ratings per version from the ratings alone)."""
+    _at_baseline(settings)
+    engine = open_engine(settings)
+    before = _fill(engine)
+    engine.dispose()
+    engine = get_engine(dataclasses.replace(settings, db_auto_upgrade="1"))
+    assert _counts(engine) == before
+    with engine.connect() as conn:
+        copied, original, version, its_version = conn.execute(text(
+            "SELECT f.prediction_created_at, p.created_at, f.model_version, p.model_version "
+            "FROM feedback f JOIN predictions p ON p.id = f.prediction_id")).one()
+    assert copied == original and version == its_version == 1
 
 
 def test_a_sample_column_migrates_up_and_down(settings: Settings, tmp_path: Path) -> None:
