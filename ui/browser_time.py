@@ -1,25 +1,28 @@
 """Times in the reader's own time zone.
 
 The server only knows UTC; the browser knows where its reader is. A time goes into the page
-as `<time datetime="…Z">` with the UTC text as a fallback, and the HTML component's script
-rewrites the text with the browser's locale and zone (the exact UTC stays in the tooltip).
+as `<time datetime="…Z">` with the UTC text as a fallback, and one page script rewrites every
+such element, whenever a component renders one, in the browser's locale and zone (the exact
+UTC time stays in the tooltip).
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-# For a gr.HTML `js_on_load`: rewrite every <time> now and after each new value.
-LOCAL_TIMES_JS = """
-const showLocalTimes = () => element.querySelectorAll("time[datetime]").forEach((t) => {
-  const moment = new Date(t.dateTime);
-  if (Number.isNaN(moment.getTime())) return;
-  t.title = t.dateTime;
-  t.textContent = moment.toLocaleString([], {dateStyle: "medium", timeStyle: "short"});
-});
-showLocalTimes();
-watch("value", showLocalTimes);
-"""
+LOCAL_TIMES_JS = """() => {
+  const local = (t) => {
+    const moment = new Date(t.dateTime);
+    if (t.dataset.local === t.dateTime || Number.isNaN(moment.getTime())) return;
+    t.dataset.local = t.dateTime;  // done: the observer sees this change too
+    t.title = t.dateTime;
+    t.textContent = moment.toLocaleString([], {dateStyle: "medium", timeStyle: "short"});
+  };
+  const all = () => document.querySelectorAll("time[datetime]").forEach(local);
+  new MutationObserver(all).observe(document.body, {childList: true, subtree: true,
+                                                    characterData: true});
+  all();
+}"""
 
 
 def time_tag(moment: datetime) -> str:

@@ -20,6 +20,7 @@ from classifier.retrain import get_report, latest_job, launch_retrain
 from feedback.errors import ConflictError, InvalidInputError, SupportTriageError
 from feedback.review_store import FeedbackDatasetInfo, RetrainJobInfo
 from feedback.settings import Settings
+from ui.browser_time import time_tag
 from ui.downloads import scratch_folder
 from ui.guard import UiGuard
 from ui.review_view import (
@@ -36,7 +37,7 @@ from ui.review_view import (
 ANY = "(any)"
 REASONS = [("Thumbs-down or low confidence", "all"), ("Thumbs-down", "thumbs_down"),
            ("Low confidence", "low_confidence"), ("Thumbs-up (confirmations)", "thumbs_up")]
-DATASET_COLUMNS = ["version", "created (UTC)", "rows", "sha256", "labels"]
+DATASET_COLUMNS = ["version", "created", "rows", "sha256", "labels"]
 DELTA_COLUMNS = ["set", "category", "support", "live recall", "challenger recall",
                  "Δ recall", "live F1", "challenger F1", "Δ F1"]
 EXAMPLE_COLUMNS = ["set", "message", "right category", "live said", "challenger said"]
@@ -49,7 +50,7 @@ def describe_job(job: RetrainJobInfo | None) -> str:
     if job is None:
         return "No retrain has run yet."
     text = (f"{STATE_ICON.get(job.state, '')} **Retrain job {job.id}: {job.state}** (started "
-            f"by {job.actor} at {job.started_at:%Y-%m-%d %H:%M:%S} UTC)")
+            f"by {job.actor}, {time_tag(job.started_at)})")
     if job.state in ("queued", "running"):
         text += f"\n\n{job.progress}"
     if job.error:
@@ -100,7 +101,7 @@ def report_views(report: dict[str, Any] | None,
 
 
 def dataset_rows(snapshots: list[FeedbackDatasetInfo]) -> list[list[Any]]:
-    return [[d.version, f"{d.created_at:%Y-%m-%d %H:%M}", d.rows, d.sha256[:12],
+    return [[d.version, time_tag(d.created_at), d.rows, d.sha256[:12],
              ", ".join(f"{k} {n}" for k, n in d.label_counts.items())] for d in snapshots]
 
 
@@ -155,6 +156,7 @@ def build_review_tab(settings: Settings, tab: gr.Tab, guard: UiGuard) -> None:
             do_import = gr.Button("Import decisions", elem_id="review-import")
         imported = gr.Markdown(elem_id="review-imported")
     datasets = gr.Dataframe(headers=DATASET_COLUMNS, interactive=False,
+                            datatype=["number", "html", "number", "str", "str"],
                             label="Feedback datasets (snapshots of the reviewed examples)",
                             elem_id="review-datasets")
     with gr.Group():

@@ -11,7 +11,7 @@ import html
 from datetime import datetime
 
 from classifier.review import QueueItem
-from ui.browser_time import LOCAL_TIMES_JS, time_tag
+from ui.browser_time import time_tag
 
 SHORT_ID = 8  # characters of a request id shown; the full id stays one copy away
 LIST_TEXT_CHARS = 300  # the list shows two lines of a message; the card shows all of it
@@ -87,14 +87,14 @@ def category_choices(labels: list[str]) -> list[tuple[str, str]]:
             for n, label in enumerate(labels, start=1)]
 
 
-CARD_JS = LOCAL_TIMES_JS + """
+CARD_JS = """
 element.addEventListener("click", (event) => {
   const copy = event.target.closest("[data-copy]");
   if (!copy) return;
   navigator.clipboard?.writeText(copy.dataset.copy).then(() => { copy.textContent = "copied"; });
 });
 """
-QUEUE_JS = LOCAL_TIMES_JS + """
+QUEUE_JS = """
 element.addEventListener("click", (event) => {
   const row = event.target.closest("[data-row]");
   if (!row) return;
