@@ -39,7 +39,7 @@ from feedback.retention import apply_retention
 from feedback.settings import Settings, load_settings
 from feedback.storage_health import StorageMonitor
 from ui.guard import UiGuard
-from ui.layout import KEYBOARD_JS, build_ui, storage_notice
+from ui.layout import PAGE_JS, build_ui, storage_notice
 from ui.sessions import expire_idle_sessions
 from ui.sign_in import build_sign_in_router
 from ui.traffic import GradioCallCheck, UiRateLimit
@@ -132,7 +132,7 @@ def create_app(settings: Settings) -> tuple[FastAPI, Startup]:
     api.state.log_writer = log_writer
     api.state.work = work
     app = gr.mount_gradio_app(api, blocks, path="/", run_history=False, footer_links=["api"],
-                              show_error=True, js=KEYBOARD_JS)
+                              show_error=True, js=PAGE_JS)
     return app, startup
 
 

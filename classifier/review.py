@@ -22,7 +22,7 @@ from typing import TextIO
 
 from feedback import review_store
 from feedback.db import session_scope
-from feedback.errors import InvalidInputError, NotFoundError
+from feedback.errors import ConflictError, InvalidInputError, NotFoundError
 from feedback.redact import redact
 from feedback.review_store import (
     DECISIONS,
@@ -125,6 +125,17 @@ def review_queue(settings: Settings, *, reason: str = "all", label: str | None =
     return [_item(c, settings.low_confidence) for c in candidates]
 
 
+def count_queue(settings: Settings, *, reason: str = "all", label: str | None = None,
+                model_version: int | None = None) -> int:
+    """How many messages wait in the queue (or one reason of it); InvalidInputError for an
+    unknown reason."""
+    check_reason(reason)
+    with session_scope(settings) as session:
+        return review_store.count_review_queue(
+            session=session, low_confidence=settings.low_confidence, reason=reason,
+            label=label or None, model_version=model_version)
+
+
 def get_item(settings: Settings, request_id: str) -> QueueItem:
     """One answered prediction as a queue item (reviewed or not); raises NotFoundError."""
     with session_scope(settings) as session:
@@ -172,25 +183,34 @@ def _validate(candidate: ReviewCandidate, decision: str, label: str | None,
 
 
 def _review_in(session, request_id: str, decision: str, label: str | None,  # type: ignore[no-untyped-def]
-               reviewer: str) -> ReviewRecord:
+               reviewer: str, pending_only: bool = False) -> ReviewRecord:
     decision = parse_decision(decision)
     label = (label or "").strip() or None
     reviewer = (reviewer or "").strip()
     candidate = review_store.get_review_candidate(session=session, request_id=request_id)
+    done = candidate.review
+    if pending_only and done is not None:
+        what = f" as {done.label}" if done.label else ""
+        raise ConflictError(f"Request {request_id[:8]} is no longer pending: {done.reviewer} "
+                            f"already {done.decision} it{what}.")
     stored = _validate(candidate, decision, label, reviewer)
     return review_store.save_review(session=session, request_id=request_id, decision=decision,
                                     label=stored, reviewer=reviewer)
 
 
 def review(settings: Settings, request_id: str, decision: str, label: str | None = None, *,
-           reviewer: str) -> ReviewRecord:
-    """Accept, correct or discard one prediction (reviewing again replaces the decision).
+           reviewer: str, pending_only: bool = False) -> ReviewRecord:
+    """Accept, correct or discard one prediction (reviewing again replaces the decision,
+    unless `pending_only`: a reviewer working the queue must not overwrite someone else's).
 
-    Raises NotFoundError for an unknown request id and InvalidInputError for an unknown
-    decision, a missing reviewer, or a label the answering model does not know.
+    Raises NotFoundError for an unknown request id; InvalidInputError for an unknown
+    decision, a missing reviewer, or a label the answering model does not know;
+    ConflictError when `pending_only` and the message was reviewed already (also when
+    another reviewer saves it at the same moment).
     """
     with session_scope(settings) as session:
-        return _review_in(session, (request_id or "").strip(), decision, label, reviewer)
+        return _review_in(session, (request_id or "").strip(), decision, label, reviewer,
+                          pending_only)
 
 
 # --- CSV ------------------------------------------------------------------------------------

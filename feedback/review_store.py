@@ -134,8 +134,10 @@ def _review(row: Review, request_id: str, changed: bool = False) -> ReviewRecord
                         reviewer=row.reviewer, reviewed_at=row.reviewed_at, changed=changed)
 
 
-def _candidate_query():  # type: ignore[no-untyped-def]
-    return (select(Prediction, Feedback.verdict, Feedback.correct_label, Review)
+def _candidate_query(*columns: Any):  # type: ignore[no-untyped-def]
+    """Answered predictions with their rating and review (`columns`: what to select)."""
+    columns = columns or (Prediction, Feedback.verdict, Feedback.correct_label, Review)
+    return (select(*columns)
             .outerjoin(Feedback, Feedback.prediction_id == Prediction.id)
             .outerjoin(Review, Review.prediction_id == Prediction.id)
             .where(Prediction.status == "ok", Prediction.text.is_not(None)))
@@ -151,6 +153,24 @@ def _candidate(row: Any) -> ReviewCandidate:
         review=_review(review, prediction.request_id) if review is not None else None)
 
 
+def _queue_filter(query, *, low_confidence: float, reason: str,  # type: ignore[no-untyped-def]
+                  label: str | None, model_version: int | None):
+    """`query` narrowed to unreviewed predictions of the queue; ValueError for a bad reason."""
+    down = Feedback.verdict == "down"
+    low = Prediction.confidence < low_confidence
+    conditions = {"all": or_(down, low), "thumbs_down": down, "low_confidence": low,
+                  "thumbs_up": Feedback.verdict == "up"}
+    if reason not in conditions:
+        raise ValueError(f"unknown review reason {reason!r}")
+    query = query.where(Review.id.is_(None), conditions[reason])
+    if label:
+        query = query.where(or_(Prediction.label == label,
+                                and_(down, Feedback.correct_label == label)))
+    if model_version is not None:
+        query = query.where(Prediction.model_version == model_version)
+    return query
+
+
 def list_review_queue(*, session: Session, low_confidence: float, reason: str = "all",
                       label: str | None = None, model_version: int | None = None,
                       limit: int = 100) -> list[ReviewCandidate]:
@@ -160,20 +180,19 @@ def list_review_queue(*, session: Session, low_confidence: float, reason: str = 
     or "thumbs_up" (confirmed answers, only when asked for). `label` matches the predicted or
     the suggested label. Raises ValueError for an unknown reason.
     """
-    down = Feedback.verdict == "down"
-    low = Prediction.confidence < low_confidence
-    conditions = {"all": or_(down, low), "thumbs_down": down, "low_confidence": low,
-                  "thumbs_up": Feedback.verdict == "up"}
-    if reason not in conditions:
-        raise ValueError(f"unknown review reason {reason!r}")
-    query = _candidate_query().where(Review.id.is_(None), conditions[reason])
-    if label:
-        query = query.where(or_(Prediction.label == label,
-                                and_(down, Feedback.correct_label == label)))
-    if model_version is not None:
-        query = query.where(Prediction.model_version == model_version)
+    query = _queue_filter(_candidate_query(), low_confidence=low_confidence, reason=reason,
+                          label=label, model_version=model_version)
     query = query.order_by(Prediction.created_at.desc(), Prediction.id.desc()).limit(limit)
     return [_candidate(row) for row in session.execute(query)]
+
+
+def count_review_queue(*, session: Session, low_confidence: float, reason: str = "all",
+                       label: str | None = None, model_version: int | None = None) -> int:
+    """How many predictions `list_review_queue` would return without a limit."""
+    query = _queue_filter(_candidate_query(func.count(Prediction.id)),
+                          low_confidence=low_confidence, reason=reason, label=label,
+                          model_version=model_version)
+    return session.scalar(query) or 0
 
 
 def get_review_candidate(*, session: Session, request_id: str) -> ReviewCandidate:

@@ -298,7 +298,7 @@ def test_anonymous_callers_get_no_ones_messages_and_change_nothing(
     assert leaked == {}
     assert snapshot(roles_server.data_dir, GUARDED_TABLES) == before
     refused = {name for name, o in outcomes.items() if "Not allowed" in o.text}
-    assert {"pick", "describe_request", "import_csv", "start_retrain"} <= refused
+    assert {"pick", "accept", "correct", "discard", "import_csv", "start_retrain"} <= refused
     assert any(name.startswith("handler") and "Not allowed" in o.text  # review and lifecycle
                for name, o in outcomes.items())
     assert outcomes["classify"].success  # what an anonymous agent may do still works
@@ -455,7 +455,7 @@ def test_hugging_face_sign_in_on_a_space(trained_data_dir: Path, tmp_path: Path)
         stop_server(server)
     assert "Signed in as **alice** (admin)" in seen["alice"][0]
     assert "Signed in as **bob** (reviewer)" in seen["bob"][0]
-    assert "message(s) shown" in seen["bob"][1] and "need the admin role" in seen["bob"][2]
+    assert " pending" in seen["bob"][1] and "need the admin role" in seen["bob"][2]
     assert "Signed in as **mallory** (agent)" in seen["mallory"][0]
-    assert "message(s) shown" not in seen["mallory"][1]
-    assert "Not signed in" in seen[None][0] and "message(s) shown" not in seen[None][1]
+    assert " pending" not in seen["mallory"][1]
+    assert "Not signed in" in seen[None][0] and " pending" not in seen[None][1]

@@ -14,7 +14,7 @@ import pytest
 from classifier import retrain, review
 from classifier.review import canonical_sha256
 from feedback.db import session_scope
-from feedback.errors import InvalidInputError, NotFoundError
+from feedback.errors import ConflictError, InvalidInputError, NotFoundError
 from feedback.review_store import get_feedback_dataset
 from feedback.settings import Settings
 from feedback.tables import utc_now
@@ -83,6 +83,18 @@ def test_queue_filters(live_settings: Settings, queue: dict[str, str], label: st
     assert [i.request_id for i in items] == [queue[name] for name in expected]
 
 
+@pytest.mark.parametrize(("reason", "label", "version", "expected"), [
+    ("all", None, None, 4), ("thumbs_up", None, None, 2), ("all", "cancellation", None, 1),
+    ("all", None, 99, 0)])
+def test_queue_count_matches_the_queue(live_settings: Settings, queue: dict[str, str],
+                                       reason: str, label: str | None, version: int | None,
+                                       expected: int) -> None:
+    count = review.count_queue(live_settings, reason=reason, label=label,
+                               model_version=version)
+    assert count == expected == len(review.review_queue(
+        live_settings, reason=reason, label=label, model_version=version))
+
+
 @pytest.mark.parametrize(("reason", "limit", "message"), [
     ("sometimes", 10, "Unknown review reason"), ("all", 0, "1 to 5000"),
     ("all", 5001, "1 to 5000")])
@@ -103,6 +115,20 @@ def test_reviewed_messages_leave_the_queue_and_a_second_review_replaces_the_firs
     assert queue["down_fixed"] not in remaining and len(remaining) == 3
     assert review.count_reviews(live_settings) == {"accepted": 0, "corrected": 0,
                                                    "discarded": 1}
+
+
+def test_pending_only_refuses_a_message_someone_else_reviewed(
+        live_settings: Settings, queue: dict[str, str]) -> None:
+    """Two reviewers on the queue: the second decision on a message says who took it and
+    leaves the first one standing."""
+    rid = queue["down_fixed"]
+    review.review(live_settings, rid, "accept", reviewer="ann", pending_only=True)
+    with pytest.raises(ConflictError, match=rf"{rid[:8]} is no longer pending: ann already "
+                                            "accepted it as cancellation"):
+        review.review(live_settings, rid, "discard", reviewer="bob", pending_only=True)
+    assert review.get_item(live_settings, rid).request_id == rid
+    assert review.count_reviews(live_settings) == {"accepted": 1, "corrected": 0,
+                                                   "discarded": 0}
 
 
 @pytest.mark.parametrize(("case", "decision", "label", "reviewer", "error", "message"), [

@@ -17,15 +17,17 @@ from classifier.service import PredictionService
 from classifier.startup import Startup
 from feedback.db import StorageInfo
 from ui.batch_tab import build_batch_tab
+from ui.browser_time import LOCAL_TIMES_JS
 from ui.classify_tab import build_classify_tab
 from ui.guard import UiGuard
 from ui.models_tab import build_models_tab
 from ui.monitoring_tab import build_monitoring_tab
 from ui.review_tab import build_review_tab
+from ui.review_view import REVIEW_KEYS_JS
 from ui.sign_in import SIGN_IN_PATH, SIGN_OUT_PATH
 
 # Ctrl+Enter (Cmd+Enter on a Mac) in the message box classifies, as in most chat tools.
-KEYBOARD_JS = """() => {
+CLASSIFY_KEYS_JS = """() => {
   document.addEventListener("keydown", (event) => {
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)
         && event.target.closest("#message")) {
@@ -34,6 +36,10 @@ KEYBOARD_JS = """() => {
     }
   });
 }"""
+# The page's one script (Gradio runs a single function at load): every tab's keys, and
+# times in the reader's zone.
+PAGE_JS = (f"() => {{ ({CLASSIFY_KEYS_JS})(); ({REVIEW_KEYS_JS})(); "
+           f"({LOCAL_TIMES_JS})(); }}")
 # Gradio's cache (uploads, generated CSVs) is swept this often, at most.
 MAX_SWEEP_SECONDS = 60
 HANDLER_CONCURRENCY = 4

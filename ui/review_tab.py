@@ -1,10 +1,11 @@
 """The Review tab: turn ratings into training labels, and retrain from them.
 
-Reviewers work the queue (thumbs-down and low-confidence answers, newest first): accept the
-suggested category, correct it, or discard the message; or do the same offline with a CSV.
-Each decision records the signed-in reviewer. For admins, *Retrain now* starts a background
-retrain and shows its progress, the live and challenger reports side by side and what
-changed.
+Reviewers work the queue (thumbs-down and low-confidence answers, newest first) one message
+at a time: the card shows it in full, keys or buttons accept the suggested category, correct
+it, or discard it, and the next one loads; or they do the same offline with a CSV. Each
+decision records the signed-in reviewer, and only while the message is still pending. For
+admins, *Retrain now* starts a background retrain and shows its progress, the live and
+challenger reports side by side and what changed.
 """
 
 from __future__ import annotations
@@ -16,18 +17,27 @@ import gradio as gr
 from classifier import lifecycle, review
 from classifier.access import Caller, Role
 from classifier.retrain import get_report, latest_job, launch_retrain
-from feedback.errors import SupportTriageError
+from feedback.errors import ConflictError, InvalidInputError, SupportTriageError
 from feedback.review_store import FeedbackDatasetInfo, RetrainJobInfo
 from feedback.settings import Settings
+from ui.browser_time import time_tag
 from ui.downloads import scratch_folder
 from ui.guard import UiGuard
+from ui.review_view import (
+    CARD_CSS,
+    CARD_JS,
+    QUEUE_CSS,
+    QUEUE_JS,
+    SHORT_ID,
+    card_html,
+    category_choices,
+    queue_html,
+)
 
 ANY = "(any)"
 REASONS = [("Thumbs-down or low confidence", "all"), ("Thumbs-down", "thumbs_down"),
            ("Low confidence", "low_confidence"), ("Thumbs-up (confirmations)", "thumbs_up")]
-QUEUE_COLUMNS = ["request id", "when (UTC)", "why", "version", "predicted", "confidence",
-                 "rating", "suggested", "message"]
-DATASET_COLUMNS = ["version", "created (UTC)", "rows", "sha256", "labels"]
+DATASET_COLUMNS = ["version", "created", "rows", "sha256", "labels"]
 DELTA_COLUMNS = ["set", "category", "support", "live recall", "challenger recall",
                  "Δ recall", "live F1", "challenger F1", "Δ F1"]
 EXAMPLE_COLUMNS = ["set", "message", "right category", "live said", "challenger said"]
@@ -36,24 +46,11 @@ POLL_SECONDS = 2.0
 STATE_ICON = {"queued": "⏳", "running": "⚙️", "succeeded": "✅", "failed": "❌"}
 
 
-def queue_rows(items: list[review.QueueItem]) -> list[list[Any]]:
-    return [[i.request_id, i.created_at.replace("T", " ")[:19], ", ".join(i.reasons),
-             i.model_version, i.predicted_label, round(i.confidence, 3), i.verdict or "–",
-             i.suggested_label or "–", i.text] for i in items]
-
-
-def describe_item(item: review.QueueItem) -> str:
-    suggestion = (f"suggested: **{item.suggested_label}**" if item.suggested_label
-                  else "no suggestion (thumbs-down without a correction): correct or discard")
-    return (f"> {item.text}\n\nModel version {item.model_version} said **{item.predicted_label}**"
-            f" ({item.confidence:.0%}); rating: {item.verdict or 'none'}; {suggestion}.")
-
-
 def describe_job(job: RetrainJobInfo | None) -> str:
     if job is None:
         return "No retrain has run yet."
     text = (f"{STATE_ICON.get(job.state, '')} **Retrain job {job.id}: {job.state}** (started "
-            f"by {job.actor} at {job.started_at:%Y-%m-%d %H:%M:%S} UTC)")
+            f"by {job.actor}, {time_tag(job.started_at)})")
     if job.state in ("queued", "running"):
         text += f"\n\n{job.progress}"
     if job.error:
@@ -104,7 +101,7 @@ def report_views(report: dict[str, Any] | None,
 
 
 def dataset_rows(snapshots: list[FeedbackDatasetInfo]) -> list[list[Any]]:
-    return [[d.version, f"{d.created_at:%Y-%m-%d %H:%M}", d.rows, d.sha256[:12],
+    return [[d.version, time_tag(d.created_at), d.rows, d.sha256[:12],
              ", ".join(f"{k} {n}" for k, n in d.label_counts.items())] for d in snapshots]
 
 
@@ -115,34 +112,37 @@ def _choice(value: str | None) -> str | None:
 def build_review_tab(settings: Settings, tab: gr.Tab, guard: UiGuard) -> None:
     """Lay out the Review tab; data loads when the tab opens or on Refresh."""
     retrain_as = "start a retrain"
-    gr.Markdown("Thumbs-down answers and answers below the confidence threshold wait here, "
-                "newest first. **Accept** stores the suggested category (the rater's "
-                "correction, else the model's answer), **Correct** stores the category you "
-                "pick, **Discard** keeps the message out of training. Only accepted and "
-                "corrected messages become training data.")
     with gr.Row():
-        reason = gr.Dropdown(REASONS, value="all", label="Show", elem_id="review-reason")
-        label_filter = gr.Dropdown([ANY], value=ANY, label="Category",
-                                   elem_id="review-label")
-        version_filter = gr.Dropdown([ANY], value=ANY, label="Model version",
-                                     elem_id="review-version")
-        limit = gr.Number(DEFAULT_SHOWN, precision=0, minimum=1, maximum=review.MAX_QUEUE,
-                          label="Show at most", elem_id="review-limit")
-        refresh = gr.Button("Refresh", scale=0, elem_id="review-refresh")
-    summary = gr.Markdown(elem_id="review-summary")
-    queue = gr.Dataframe(headers=QUEUE_COLUMNS, interactive=False, wrap=True,
-                         label="Review queue (click a row to pick it)", elem_id="review-queue")
-    with gr.Group():
+        pending = gr.Markdown(elem_id="review-pending")
+        refresh = gr.Button("Refresh", scale=0, min_width=90, size="sm",
+                            elem_id="review-refresh")
+    card = gr.HTML(elem_id="review-card", js_on_load=CARD_JS, css_template=CARD_CSS)
+    category = gr.Radio([], label="Category: press its number", elem_id="review-category")
+    with gr.Row():
+        accept = gr.Button("✅ Accept suggestion  [A]", variant="primary", interactive=False,
+                           elem_id="review-accept")
+        correct = gr.Button("✏️ Correct to category  [C / Enter]", interactive=False,
+                            elem_id="review-correct")
+        discard = gr.Button("🗑️ Discard  [D]", interactive=False, elem_id="review-discard")
+    outcome = gr.Markdown(elem_id="review-outcome")
+    gr.Markdown("**Accept** stores the suggested category (the rater's correction, else the "
+                "model's answer), **Correct** the category you pick, **Discard** keeps the "
+                "message out of training. Keys work while no text field has the focus.",
+                elem_classes=["review-help"])
+    with gr.Accordion("Queue: pending messages, newest first (click one to review it)",
+                      open=True):
         with gr.Row():
-            request_id = gr.Textbox(label="Request id", elem_id="review-request-id")
-            category = gr.Dropdown(label="Correct category", choices=[],
-                                   elem_id="review-category")
-        picked = gr.Markdown(elem_id="review-picked")
-        with gr.Row():
-            accept = gr.Button("✅ Accept suggestion", elem_id="review-accept")
-            correct = gr.Button("✏️ Correct to category", elem_id="review-correct")
-            discard = gr.Button("🗑️ Discard", elem_id="review-discard")
-        outcome = gr.Markdown(elem_id="review-outcome")
+            reason = gr.Dropdown(REASONS, value="all", label="Show", elem_id="review-reason")
+            label_filter = gr.Dropdown([ANY], value=ANY, label="Category",
+                                       elem_id="review-label")
+            version_filter = gr.Dropdown([ANY], value=ANY, label="Model version",
+                                         elem_id="review-version")
+            limit = gr.Number(DEFAULT_SHOWN, precision=0, minimum=1,
+                              maximum=review.MAX_QUEUE, label="List at most",
+                              elem_id="review-limit")
+        queue = gr.HTML(elem_id="review-queue", js_on_load=QUEUE_JS, css_template=QUEUE_CSS)
+    listed = gr.State([])  # request ids of the list, in order: a click names a row by index
+    current = gr.State(None)  # the request id on the card: what a decision applies to
     with gr.Accordion("Review offline with a CSV", open=False):
         gr.Markdown("Export the queue (with the filters above), fill in `decision` (accept, "
                     "correct or discard) and `label` for corrections, then import it. Rows "
@@ -156,6 +156,7 @@ def build_review_tab(settings: Settings, tab: gr.Tab, guard: UiGuard) -> None:
             do_import = gr.Button("Import decisions", elem_id="review-import")
         imported = gr.Markdown(elem_id="review-imported")
     datasets = gr.Dataframe(headers=DATASET_COLUMNS, interactive=False,
+                            datatype=["number", "html", "number", "str", "str"],
                             label="Feedback datasets (snapshots of the reviewed examples)",
                             elem_id="review-datasets")
     with gr.Group():
@@ -176,62 +177,96 @@ def build_review_tab(settings: Settings, tab: gr.Tab, guard: UiGuard) -> None:
 
     reviewer = guard.handler(Role.REVIEWER, "work the review queue")
     reviewer_panel = guard.handler(Role.REVIEWER, "work the review queue", quiet=True)
+    workbench_outputs = [pending, card, category, accept, correct, discard, queue, listed,
+                         current]
+
+    def show_card(item: review.QueueItem | None, who: str) -> list[Any]:
+        """The card of `item` with its category keys and the buttons it allows."""
+        labels = item.labels if item else []
+        return [card_html(item, who),
+                gr.Radio(choices=category_choices(labels), value=None,
+                         label=f"Category: press its number (1–{min(len(labels), 9)})"
+                         if labels else "Category"),
+                gr.Button(interactive=bool(item and item.suggested_label)),
+                gr.Button(interactive=item is not None),
+                gr.Button(interactive=item is not None)]
+
+    def workbench(why: str, label: str | None, version: str | None, shown: float | None,
+                  prefer: list[str], who: str) -> list[Any]:
+        """Pending count, the card of the first of `prefer` still pending (else the newest
+        pending message), the list. Raises gr.Error when the queue cannot be read."""
+        filters = {"reason": why, "label": _choice(label),
+                   "model_version": int(v) if (v := _choice(version)) else None}
+        try:
+            items = review.review_queue(settings, limit=int(shown or DEFAULT_SHOWN), **filters)
+            waiting = review.count_queue(settings, **filters)
+            counts = review.count_reviews(settings)
+        except SupportTriageError as exc:
+            raise gr.Error(str(exc), title="Queue unavailable", print_exception=False) from None
+        ids = [i.request_id for i in items]
+        item = next((items[ids.index(r)] for r in prefer if r in ids),
+                    items[0] if items else None)
+        rid = item.request_id if item else None
+        done = ", ".join(f"{n} {d}" for d, n in counts.items())
+        listed_note = f" ({len(items)} listed below)" if len(items) < waiting else ""
+        return [f"### {waiting} pending{listed_note}\nReviewed so far: {done}.",
+                *show_card(item, who), queue_html(items, rid), ids, rid]
 
     @reviewer_panel
-    def load_queue(why: str, label: str | None, version: str | None,
-                   shown: float | None) -> list[Any]:
+    def load_queue(why: str, label: str | None, version: str | None, shown: float | None,
+                   shown_now: str | None, caller: Caller) -> list[Any]:
         try:
-            items = review.review_queue(settings, reason=why, label=_choice(label),
-                                        model_version=int(v) if (v := _choice(version))
-                                        else None, limit=int(shown or DEFAULT_SHOWN))
-            counts = review.count_reviews(settings)
             versions = lifecycle.list_versions(settings)
             snapshots = review.list_feedback_datasets(settings)
         except SupportTriageError as exc:
             raise gr.Error(str(exc), title="Queue unavailable", print_exception=False) from None
         labels = sorted({lbl for v in versions if v.status in ("live", "canary")
                          for lbl in v.labels})
-        done = ", ".join(f"{n} {d}" for d, n in counts.items())
-        return [queue_rows(items),
-                f"{len(items)} message(s) shown. Reviewed so far: {done}.",
+        return [*workbench(why, label, version, shown, [shown_now or ""], caller.label),
                 gr.Dropdown(choices=[ANY, *labels], value=label if label in labels else ANY),
                 gr.Dropdown(choices=[ANY, *[str(v.version) for v in versions]],
                             value=version if version in {str(v.version) for v in versions}
                             else ANY),
                 dataset_rows(snapshots)]
 
-    queue_outputs = [queue, summary, label_filter, version_filter, datasets]
+    queue_outputs = [*workbench_outputs, label_filter, version_filter, datasets]
     filters = [reason, label_filter, version_filter, limit]
 
-    def describe_request(rid: str) -> tuple[Any, str]:
-        rid = (rid or "").strip()
-        if not rid:
-            return gr.Dropdown(choices=[], value=None), ""
-        try:
-            item = review.get_item(settings, rid)
-        except SupportTriageError as exc:
-            return gr.Dropdown(choices=[], value=None), f"❌ {exc}"
-        return gr.Dropdown(choices=item.labels, value=item.suggested_label), describe_item(item)
-
-    show_item = reviewer(describe_request)
-
     @reviewer
-    def pick(evt: gr.SelectData) -> tuple[Any, ...]:
-        row = evt.row_value or []
-        rid = str(row[0]) if row else ""
-        return (rid, *describe_request(rid))
+    def pick(ids: list[str] | None, evt: gr.EventData, caller: Caller) -> list[Any]:
+        row = getattr(evt, "row", None)
+        if not isinstance(row, int) or not 0 <= row < len(ids or []):
+            return [gr.skip()] * 7
+        try:
+            item = review.get_item(settings, ids[row])  # type: ignore[index]
+        except SupportTriageError as exc:
+            return [f"❌ {exc}", *[gr.skip()] * 6]
+        return ["", *show_card(item, caller.label), item.request_id]
 
     def decide(decision: str) -> Any:
-        @reviewer
-        def handler(rid: str, label: str | None, caller: Caller) -> str:
+        def handler(rid: str | None, label: str | None, ids: list[str] | None, why: str,
+                    label_filter: str | None, version: str | None, shown: float | None,
+                    caller: Caller) -> list[Any]:
+            previous = ids or []
+            # After a decision, the next message down the list the reviewer was working.
+            onwards = previous[previous.index(rid) + 1:] if rid in previous else []
             try:
-                record = review.review(settings, rid, decision, label, reviewer=caller.label)
+                if not rid:
+                    raise InvalidInputError("Nothing is on the card: pick a message below.")
+                record = review.review(settings, rid, decision, label, reviewer=caller.label,
+                                       pending_only=True)
+            except ConflictError as exc:
+                message = f"⚠️ {exc} Here is the next one."
             except SupportTriageError as exc:
-                return f"❌ {exc}"
-            what = f" as **{record.label}**" if record.label else ""
-            verb = "changed" if record.changed else "saved"
-            return f"✅ Review {verb}: request {record.request_id} {record.decision}{what}."
-        return handler
+                message, onwards = f"❌ {exc}", [rid or ""]  # stay on the message
+            else:
+                what = f" as **{record.label}**" if record.label else ""
+                message = (f"✅ {record.decision.capitalize()}{what}: request "
+                           f"{record.request_id[:SHORT_ID]}.")
+            return [message, *workbench(why, label_filter, version, shown, onwards,
+                                         caller.label)]
+        handler.__name__ = handler.__qualname__ = decision.removesuffix("ed")
+        return reviewer(handler)
 
     @reviewer
     def export_csv(why: str, label: str | None, version: str | None) -> str:
@@ -287,20 +322,20 @@ def build_review_tab(settings: Settings, tab: gr.Tab, guard: UiGuard) -> None:
     retrain_outputs = [job_status, timer, report_md, deltas, now_right, now_wrong,
                        datasets, retrain_heading, start]
     private = {"api_visibility": "private"}
-    for trigger in (refresh.click, tab.select):
-        trigger(load_queue, inputs=filters, outputs=queue_outputs, **private)
+    load = {"fn": load_queue, "inputs": [*filters, current], "outputs": queue_outputs,
+            **private}
+    for trigger in (refresh.click, tab.select, reason.input, label_filter.input,
+                    version_filter.input, limit.submit):
+        trigger(**load)
     tab.select(poll, outputs=retrain_outputs, **private)
-    reason.input(load_queue, inputs=filters, outputs=queue_outputs, **private)
-    queue.select(pick, outputs=[request_id, category, picked], **private)
-    request_id.submit(show_item, inputs=[request_id], outputs=[category, picked], **private)
+    queue.pick(pick, inputs=[listed], outputs=[outcome, *workbench_outputs[1:6], current],
+               **private)
     for button, decision in ((accept, "accepted"), (correct, "corrected"),
                              (discard, "discarded")):
-        button.click(decide(decision), inputs=[request_id, category],
-                     outputs=[outcome], **private).then(
-            load_queue, inputs=filters, outputs=queue_outputs, **private)
+        button.click(decide(decision), inputs=[current, category, listed, *filters],
+                     outputs=[outcome, *workbench_outputs], **private)
     export.click(export_csv, inputs=[reason, label_filter, version_filter], outputs=[exported],
                  **private)
-    do_import.click(import_csv, inputs=[upload], outputs=[imported], **private).then(
-        load_queue, inputs=filters, outputs=queue_outputs, **private)
+    do_import.click(import_csv, inputs=[upload], outputs=[imported], **private).then(**load)
     start.click(start_retrain, outputs=[job_status, timer], **private)
     timer.tick(poll, outputs=retrain_outputs, **private)
