@@ -138,11 +138,6 @@ def deployment_revision(settings: Settings) -> int:
         return registry.deployment_revision(session=session)
 
 
-def get_version(settings: Settings, version: int) -> ModelVersionInfo:
-    with session_scope(settings) as session:
-        return registry.get_version(session=session, version=version)
-
-
 def list_events(settings: Settings, limit: int = 50) -> list[dict[str, object]]:
     with session_scope(settings) as session:
         return registry.list_events(session=session, limit=limit)
