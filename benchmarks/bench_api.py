@@ -37,6 +37,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -46,7 +47,7 @@ import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 from pydantic import BaseModel  # noqa: E402
 
-from benchmarks.apphost import free_port, running  # noqa: E402
+from benchmarks.apphost import free_port, live_artifact, running  # noqa: E402
 
 SECRET = "bench-secret-" + "0123456789abcdef"
 # Settings the servers must not inherit from the caller's shell.
@@ -58,21 +59,25 @@ class BareBody(BaseModel):
     text: str
 
 
+def answer(pipeline: Any, classes: list[str], text: str) -> dict[str, object]:
+    """What a peer server answers for one text: the label, its confidence and every
+    category's probability, highest first (the shape of our API's answer)."""
+    proba = pipeline.predict_proba([text])[0]
+    scores = dict(sorted(((c, round(float(p), 6)) for c, p in zip(classes, proba,
+                                                                  strict=True)),
+                         key=lambda kv: kv[1], reverse=True))
+    label, confidence = next(iter(scores.items()))
+    return {"label": label, "confidence": confidence, "scores": scores}
+
+
 def serve_bare(data_dir: Path, port: int) -> None:
     """The baseline: the live model behind one FastAPI route, nothing else."""
     import uvicorn
     from fastapi import FastAPI
 
-    from classifier import registry
     from classifier.artifacts import load_model
-    from feedback.db import session_scope
-    from feedback.settings import load_settings
 
-    settings = dataclasses.replace(load_settings(), data_dir=data_dir, database_url="")
-    with session_scope(settings) as session:
-        version = registry.live_version(session=session)
-        assert version is not None, "no live model in DATA_DIR"
-        data, sha = registry.read_artifact(session=session, version=version)
+    version, data, sha = live_artifact(data_dir)
     pipeline = load_model(data, expected_sha256=sha, name=f"version {version}")
     classes = [str(c) for c in pipeline.classes_]
     app = FastAPI()
@@ -84,13 +89,8 @@ def serve_bare(data_dir: Path, port: int) -> None:
     @app.post("/predict")
     def predict(body: BareBody) -> dict[str, object]:
         start = time.perf_counter()
-        proba = pipeline.predict_proba([body.text])[0]
-        scores = dict(sorted(((c, round(float(p), 6)) for c, p in zip(classes, proba,
-                                                                      strict=True)),
-                             key=lambda kv: kv[1], reverse=True))
-        label, confidence = next(iter(scores.items()))
-        return {"request_id": uuid.uuid4().hex, "label": label, "confidence": confidence,
-                "scores": scores, "model_version": version,
+        return {"request_id": uuid.uuid4().hex, **answer(pipeline, classes, body.text),
+                "model_version": version,
                 "latency_ms": round((time.perf_counter() - start) * 1000, 3)}
 
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
