@@ -92,6 +92,19 @@ def running_app(data_dir: Path, log_path: Path, timeout: float = 240,
         yield url
 
 
+def ensure_trained(data_dir: Path) -> None:
+    """Train and promote the default model into `data_dir`'s SQLite database unless a
+    version is live there already (a reused --data-dir)."""
+    from classifier.bootstrap import ensure_live_model
+    from feedback.db import dispose_engines
+    from feedback.settings import load_settings
+
+    settings = dataclasses.replace(load_settings(), data_dir=data_dir, database_url="")
+    trained = ensure_live_model(settings, progress=lambda m: print(f"  {m}", file=sys.stderr))
+    dispose_engines()
+    print(f"DATA_DIR {data_dir}: default model {'trained' if trained else 'already live'}")
+
+
 def live_artifact(data_dir: Path) -> tuple[int, bytes, str]:
     """The live model version of the SQLite database in `data_dir`: (version, the artifact's
     bytes, their registered sha256), for `classifier.artifacts.load_model`."""

@@ -47,12 +47,23 @@ import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 from pydantic import BaseModel  # noqa: E402
 
-from benchmarks.apphost import free_port, live_artifact, running  # noqa: E402
+from benchmarks.apphost import ensure_trained, free_port, live_artifact, running  # noqa: E402
 
 SECRET = "bench-secret-" + "0123456789abcdef"
 # Settings the servers must not inherit from the caller's shell.
 TARGET_P50_RATIO = 1.25
 TARGET_THROUGHPUT_RATIO = 0.8
+
+
+OURS_HEADERS = {"Authorization": f"Bearer {SECRET}"}
+
+
+def ours_env(data_dir: Path, port: int) -> dict[str, str]:
+    """`python app.py`'s environment: an API key required, and the rate limiter on every
+    request with a limit the benchmark never reaches."""
+    return {"DATA_DIR": str(data_dir), "GRADIO_SERVER_PORT": str(port),
+            "API_KEYS": f"bench:{SECRET}",
+            "RATE_LIMIT_PER_MINUTE": "100000000", "RATE_LIMIT_BURST": "1000000"}
 
 
 class BareBody(BaseModel):
@@ -174,36 +185,26 @@ def main(argv: list[str] | None = None) -> int:
         serve_bare(args.data_dir, args.serve_bare)
         return 0
 
-    from classifier.bootstrap import ensure_live_model
     from classifier.dataset import DEFAULT_TEST, load_dataset
-    from feedback.db import dispose_engines
-    from feedback.settings import load_settings
 
     with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
         data_dir = (args.data_dir or Path(tmp) / "data").resolve()
-        settings = dataclasses.replace(load_settings(), data_dir=data_dir, database_url="")
-        trained = ensure_live_model(settings, progress=lambda m: print(f"  {m}", file=sys.stderr))
-        dispose_engines()
-        print(f"DATA_DIR {data_dir}: default model {'trained' if trained else 'already live'}")
+        ensure_trained(data_dir)
         rows_before = count_api_rows(data_dir)
         messages = load_dataset(DEFAULT_TEST).texts
 
         ours_port, bare_port = free_port(), free_port()
-        ours_env = {"DATA_DIR": str(data_dir), "GRADIO_SERVER_PORT": str(ours_port),
-                    "API_KEYS": f"bench:{SECRET}",
-                    # The limiter runs on every request but never refuses in the benchmark.
-                    "RATE_LIMIT_PER_MINUTE": "100000000", "RATE_LIMIT_BURST": "1000000"}
         ours_url = f"http://127.0.0.1:{ours_port}"
         bare_url = f"http://127.0.0.1:{bare_port}"
         results: dict[str, dict[int, Run]] = {"bare": {}, "ours": {}}
-        with running([sys.executable, "app.py"], ours_env, f"{ours_url}/api/v1/health",
+        with running([sys.executable, "app.py"], ours_env(data_dir, ours_port),
+                     f"{ours_url}/api/v1/health",
                      Path(tmp) / "ours.log", args.server_timeout), \
              running([sys.executable, __file__, "--serve-bare", str(bare_port), "--data-dir",
                       str(data_dir)], {}, f"{bare_url}/health", Path(tmp) / "bare.log",
                      args.server_timeout):
             sides = {"bare": (f"{bare_url}/predict", {}),
-                     "ours": (f"{ours_url}/api/v1/predict",
-                              {"Authorization": f"Bearer {SECRET}"})}
+                     "ours": (f"{ours_url}/api/v1/predict", OURS_HEADERS)}
             for name, (url, headers) in sides.items():
                 warm = Run()
                 asyncio.run(load(url, headers, messages, args.warmup, 1, 60, warm))
