@@ -153,30 +153,35 @@ def model_floor(artifact: Path, meta: Path, data_dir: Path) -> None:
         for line in sys.stdin:
             calls, times = int(line), []
             for k in range(calls + 20):  # 20 untimed: caches warm again after a pause
+                if k == 20:
+                    cpu0 = time.process_time_ns()
                 t0 = time.perf_counter_ns()
                 pipeline.predict_proba([texts[k % len(texts)]])
                 if k >= 20:
                     times.append(time.perf_counter_ns() - t0)
             print(json.dumps({"p50_ms": statistics.median(times) / 1e6,
-                              "mean_ms": statistics.fmean(times) / 1e6}), flush=True)
+                              "mean_ms": statistics.fmean(times) / 1e6,
+                              "cpu_ms": (time.process_time_ns() - cpu0) / calls / 1e6}),
+                  flush=True)
 
 
 @contextmanager
-def floor_process(artifact: Path, meta: Path, data_dir: Path) -> Iterator[Callable[[int], float]]:
-    """A model-floor process pinned to the servers' core; yields measure(calls) -> p50 ms."""
+def floor_process(artifact: Path, meta: Path, data_dir: Path) -> Iterator[Callable[[int], dict]]:
+    """A model-floor process pinned to the servers' core; yields measure(calls), which
+    returns the p50 wall time and the mean CPU time of one call, in ms."""
     process = subprocess.Popen(
         pinned(SERVER_CORE, [sys.executable, __file__, "--floor", str(artifact), str(meta),
                              "--data-dir", str(data_dir)]),
         cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert process.stdin is not None and process.stdout is not None
 
-    def measure(calls: int) -> float:
+    def measure(calls: int) -> dict:
         process.stdin.write(f"{calls}\n")
         process.stdin.flush()
         line = process.stdout.readline()
         if not line:
             raise RuntimeError(f"the model-floor process exited ({process.wait()})")
-        return json.loads(line)["p50_ms"]
+        return json.loads(line)
 
     try:
         yield measure
@@ -219,6 +224,8 @@ def summarize(run: dict) -> dict:
             "throughput_rps": round(len(ms) / run["seconds"], 1),
             "client_cpu": round(run["client_cpu_share"], 3),
             "server_cpu": round(run["server_cpu_share"], 3),
+            "server_cpu_ms_per_request": round(run["server_cpu_share"] * run["seconds"]
+                                               / max(len(ms), 1) * 1000, 3),
             "idle_peers_cpu": round(sum(run["idle_cpu_share"].values()), 3),
             "connects": run["connects"]}
 
@@ -323,7 +330,8 @@ def main(argv: list[str] | None = None) -> int:
                      "/api/v1/health", False),
         }
         runs: dict[tuple[str, int, int], dict] = {}
-        floors: dict[tuple[str, int], float] = {}
+        floors: dict[tuple[str, int], float] = {}  # wall p50 ms bracketing each c=low run
+        floor_cpu: list[float] = []  # CPU ms of one call, every measurement
         answered = 0  # requests our server answered 200: each must have left a log row
         with contextlib.ExitStack() as stack:
             pids = {}
@@ -362,11 +370,13 @@ def main(argv: list[str] | None = None) -> int:
                 order = SERVERS[round_ % 3:] + SERVERS[:round_ % 3]
                 for concurrency in args.concurrency:
                     for name in order:
-                        before = floor(args.floor_calls) if concurrency == low else 0.0
+                        before = floor(args.floor_calls) if concurrency == low else {}
                         run = runs[name, concurrency, round_] = load(
                             name, concurrency, args.n, args.warmup)
                         if concurrency == low:  # the floor bracketing this run
-                            floors[name, round_] = (before + floor(args.floor_calls)) / 2
+                            after = floor(args.floor_calls)
+                            floors[name, round_] = (before["p50_ms"] + after["p50_ms"]) / 2
+                            floor_cpu.extend((before["cpu_ms"], after["cpu_ms"]))
                         if name == "ours":
                             answered += run["warm_ok"] + run["ok"]
                 print(f"  round {round_ + 1}/{args.rounds} ({' '.join(order)}): floor " + ", ".join(
@@ -378,12 +388,12 @@ def main(argv: list[str] | None = None) -> int:
         logs = {name: (tmp / f"{name}.log").read_text(errors="replace")[-2000:]
                 for name in SERVERS}
 
-    return report(args, runs, floors, rows, answered, mlflow_version, logs)
+    return report(args, runs, floors, floor_cpu, rows, answered, mlflow_version, logs)
 
 
 def report(args: argparse.Namespace, runs: dict[tuple[str, int, int], dict],
-           floors: dict[tuple[str, int], float], rows: int, answered: int, mlflow_version: str,
-           logs: dict[str, str]) -> int:
+           floors: dict[tuple[str, int], float], floor_cpu: list[float], rows: int,
+           answered: int, mlflow_version: str, logs: dict[str, str]) -> int:
     rounds = range(args.rounds)
     per_round = {key: summarize(run) for key, run in runs.items()}
     table = {}
@@ -393,7 +403,7 @@ def report(args: argparse.Namespace, runs: dict[tuple[str, int, int], dict],
             table[f"{name}_c{concurrency}"] = {
                 key: median([s[key] for s in rs])
                 for key in ("p50_ms", "p99_ms", "mean_ms", "throughput_rps", "client_cpu",
-                            "server_cpu", "idle_peers_cpu")}
+                            "server_cpu", "idle_peers_cpu", "server_cpu_ms_per_request")}
             table[f"{name}_c{concurrency}"]["n"] = sum(s["n"] for s in rs)
             table[f"{name}_c{concurrency}"]["failed"] = sum(s["failed"] for s in rs)
     low, high = min(args.concurrency), max(args.concurrency)
@@ -432,7 +442,8 @@ def report(args: argparse.Namespace, runs: dict[tuple[str, int, int], dict],
 
     print()
     header = (f"{'server':<7}{'conc':>5}{'n':>7}{'failed':>7}{'p50 ms':>8}{'p99 ms':>8}"
-              f"{'mean ms':>8}{'req/s':>8}   CPU share: {'server':>6}{'client':>7}{'idle':>6}")
+              f"{'mean ms':>8}{'req/s':>8}   CPU share: {'server':>6}{'client':>7}{'idle':>6}"
+              f"  {'CPU ms/req':>10}")
     print(header)
     print("-" * len(header))
     for concurrency in args.concurrency:
@@ -441,14 +452,21 @@ def report(args: argparse.Namespace, runs: dict[tuple[str, int, int], dict],
             print(f"{name:<7}{concurrency:>5}{s['n']:>7}{s['failed']:>7}{s['p50_ms']:>8.2f}"
                   f"{s['p99_ms']:>8.2f}{s['mean_ms']:>8.2f}{s['throughput_rps']:>8.1f}"
                   f"{'':>15}{s['server_cpu']:>6.2f}{s['client_cpu']:>7.2f}"
-                  f"{s['idle_peers_cpu']:>6.2f}")
+                  f"{s['idle_peers_cpu']:>6.2f}  {s['server_cpu_ms_per_request']:>10.2f}")
     print(f"\n(medians over {args.rounds} round(s) of {args.n} requests; CPU share = CPU "
           "seconds per wall second of the measured server (core 0), of the load generator "
-          "(core 1), and of the two idle servers)")
+          "(core 1), and of the two idle servers; CPU ms/req = the measured server's CPU time "
+          "per answered request)")
     print(f"model floor (in-process predict_proba on one text, p50 of {args.floor_calls} calls "
           f"before and after each c={low} run): " + ", ".join(
               f"{name} " + "/".join(f"{floors[name, r]:.2f}" for r in rounds) for name in SERVERS)
           + f" ms; median {median(list(floors.values())):.3f} ms")
+    model_cpu = median(floor_cpu)
+    cpu_above = {name: round(table[f"{name}_c{high}"]["server_cpu_ms_per_request"] - model_cpu, 3)
+                 for name in SERVERS}
+    print(f"CPU time per request above the model's own ({model_cpu:.2f} ms a call) at c={high}: "
+          + ", ".join(f"{name} {v:.2f} ms" for name, v in cpu_above.items())
+          + " (CPU time, so less moved by other jobs on the machine than latency)")
     overheads = ", ".join(f"{name} {ratios[f'{name}_overhead_ms_c{low}']:.2f} ms"
                           for name in SERVERS)
     print(f"overhead above the model at c={low} (p50 - floor, median of rounds): {overheads}")
@@ -473,7 +491,8 @@ def report(args: argparse.Namespace, runs: dict[tuple[str, int, int], dict],
         "per_round": {f"{name}_c{c}_r{r + 1}": s for (name, c, r), s in per_round.items()},
         "model_floor_ms": {f"{name}_r{r + 1}": round(v, 3) for (name, r), v in floors.items()},
         "ratios": ratios,
-        "idle_cpu_share": idle_own,
+        "idle_cpu_share": idle_own, "model_cpu_ms": model_cpu,
+        f"cpu_ms_above_model_c{high}": cpu_above,
         "rows_expected": answered, "rows_written": rows, "rows_lost": answered - rows,
         "targets": checks, "targets_met": passed, "mlflow": mlflow_version,
         "cpus": os.cpu_count(), "python": platform.python_version()}))
