@@ -201,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
                      f"{ours_url}/api/v1/health",
                      Path(tmp) / "ours.log", args.server_timeout), \
              running([sys.executable, __file__, "--serve-bare", str(bare_port), "--data-dir",
-                      str(data_dir)], {}, f"{bare_url}/health", Path(tmp) / "bare.log",
+                      str(data_dir)], {"DATA_DIR": str(data_dir)}, f"{bare_url}/health",
+                     Path(tmp) / "bare.log",
                      args.server_timeout):
             sides = {"bare": (f"{bare_url}/predict", {}),
                      "ours": (f"{ours_url}/api/v1/predict", OURS_HEADERS)}

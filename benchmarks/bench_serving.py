@@ -318,7 +318,8 @@ def main(argv: list[str] | None = None) -> int:
         mlflow_bin = str(args.mlflow_python.parent)
         commands = {
             "bare": ([sys.executable, str(ROOT / "benchmarks" / "bench_api.py"), "--serve-bare",
-                      str(ports["bare"]), "--data-dir", str(data_dir)], {}, "/health", False),
+                      str(ports["bare"]), "--data-dir", str(data_dir)],
+                     {"DATA_DIR": str(data_dir)}, "/health", False),
             "mlflow": ([str(args.mlflow_python), "-m", "mlflow", "models", "serve", "-m",
                         str(mlflow_dir), "--env-manager", "local", "-p", str(ports["mlflow"]),
                         "-h", "127.0.0.1", "-w", "1"],
