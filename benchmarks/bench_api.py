@@ -37,6 +37,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -46,7 +47,7 @@ import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 from pydantic import BaseModel  # noqa: E402
 
-from benchmarks.apphost import free_port, running  # noqa: E402
+from benchmarks.apphost import ensure_trained, free_port, live_artifact, running  # noqa: E402
 
 SECRET = "bench-secret-" + "0123456789abcdef"
 # Settings the servers must not inherit from the caller's shell.
@@ -54,8 +55,30 @@ TARGET_P50_RATIO = 1.25
 TARGET_THROUGHPUT_RATIO = 0.8
 
 
+OURS_HEADERS = {"Authorization": f"Bearer {SECRET}"}
+
+
+def ours_env(data_dir: Path, port: int) -> dict[str, str]:
+    """`python app.py`'s environment: an API key required, and the rate limiter on every
+    request with a limit the benchmark never reaches."""
+    return {"DATA_DIR": str(data_dir), "GRADIO_SERVER_PORT": str(port),
+            "API_KEYS": f"bench:{SECRET}",
+            "RATE_LIMIT_PER_MINUTE": "100000000", "RATE_LIMIT_BURST": "1000000"}
+
+
 class BareBody(BaseModel):
     text: str
+
+
+def answer(pipeline: Any, classes: list[str], text: str) -> dict[str, object]:
+    """What a peer server answers for one text: the label, its confidence and every
+    category's probability, highest first (the shape of our API's answer)."""
+    proba = pipeline.predict_proba([text])[0]
+    scores = dict(sorted(((c, round(float(p), 6)) for c, p in zip(classes, proba,
+                                                                  strict=True)),
+                         key=lambda kv: kv[1], reverse=True))
+    label, confidence = next(iter(scores.items()))
+    return {"label": label, "confidence": confidence, "scores": scores}
 
 
 def serve_bare(data_dir: Path, port: int) -> None:
@@ -63,16 +86,9 @@ def serve_bare(data_dir: Path, port: int) -> None:
     import uvicorn
     from fastapi import FastAPI
 
-    from classifier import registry
     from classifier.artifacts import load_model
-    from feedback.db import session_scope
-    from feedback.settings import load_settings
 
-    settings = dataclasses.replace(load_settings(), data_dir=data_dir, database_url="")
-    with session_scope(settings) as session:
-        version = registry.live_version(session=session)
-        assert version is not None, "no live model in DATA_DIR"
-        data, sha = registry.read_artifact(session=session, version=version)
+    version, data, sha = live_artifact(data_dir)
     pipeline = load_model(data, expected_sha256=sha, name=f"version {version}")
     classes = [str(c) for c in pipeline.classes_]
     app = FastAPI()
@@ -84,13 +100,8 @@ def serve_bare(data_dir: Path, port: int) -> None:
     @app.post("/predict")
     def predict(body: BareBody) -> dict[str, object]:
         start = time.perf_counter()
-        proba = pipeline.predict_proba([body.text])[0]
-        scores = dict(sorted(((c, round(float(p), 6)) for c, p in zip(classes, proba,
-                                                                      strict=True)),
-                             key=lambda kv: kv[1], reverse=True))
-        label, confidence = next(iter(scores.items()))
-        return {"request_id": uuid.uuid4().hex, "label": label, "confidence": confidence,
-                "scores": scores, "model_version": version,
+        return {"request_id": uuid.uuid4().hex, **answer(pipeline, classes, body.text),
+                "model_version": version,
                 "latency_ms": round((time.perf_counter() - start) * 1000, 3)}
 
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
@@ -174,36 +185,27 @@ def main(argv: list[str] | None = None) -> int:
         serve_bare(args.data_dir, args.serve_bare)
         return 0
 
-    from classifier.bootstrap import ensure_live_model
     from classifier.dataset import DEFAULT_TEST, load_dataset
-    from feedback.db import dispose_engines
-    from feedback.settings import load_settings
 
     with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
         data_dir = (args.data_dir or Path(tmp) / "data").resolve()
-        settings = dataclasses.replace(load_settings(), data_dir=data_dir, database_url="")
-        trained = ensure_live_model(settings, progress=lambda m: print(f"  {m}", file=sys.stderr))
-        dispose_engines()
-        print(f"DATA_DIR {data_dir}: default model {'trained' if trained else 'already live'}")
+        ensure_trained(data_dir)
         rows_before = count_api_rows(data_dir)
         messages = load_dataset(DEFAULT_TEST).texts
 
         ours_port, bare_port = free_port(), free_port()
-        ours_env = {"DATA_DIR": str(data_dir), "GRADIO_SERVER_PORT": str(ours_port),
-                    "API_KEYS": f"bench:{SECRET}",
-                    # The limiter runs on every request but never refuses in the benchmark.
-                    "RATE_LIMIT_PER_MINUTE": "100000000", "RATE_LIMIT_BURST": "1000000"}
         ours_url = f"http://127.0.0.1:{ours_port}"
         bare_url = f"http://127.0.0.1:{bare_port}"
         results: dict[str, dict[int, Run]] = {"bare": {}, "ours": {}}
-        with running([sys.executable, "app.py"], ours_env, f"{ours_url}/api/v1/health",
+        with running([sys.executable, "app.py"], ours_env(data_dir, ours_port),
+                     f"{ours_url}/api/v1/health",
                      Path(tmp) / "ours.log", args.server_timeout), \
              running([sys.executable, __file__, "--serve-bare", str(bare_port), "--data-dir",
-                      str(data_dir)], {}, f"{bare_url}/health", Path(tmp) / "bare.log",
+                      str(data_dir)], {"DATA_DIR": str(data_dir)}, f"{bare_url}/health",
+                     Path(tmp) / "bare.log",
                      args.server_timeout):
             sides = {"bare": (f"{bare_url}/predict", {}),
-                     "ours": (f"{ours_url}/api/v1/predict",
-                              {"Authorization": f"Bearer {SECRET}"})}
+                     "ours": (f"{ours_url}/api/v1/predict", OURS_HEADERS)}
             for name, (url, headers) in sides.items():
                 warm = Run()
                 asyncio.run(load(url, headers, messages, args.warmup, 1, 60, warm))

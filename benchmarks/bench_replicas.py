@@ -33,15 +33,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.apphost import free_port, running  # noqa: E402
+from benchmarks.apphost import free_port, running, total_cpu  # noqa: E402
 from benchmarks.bench_api import Run, load, summarize  # noqa: E402
 
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def postgres_pids() -> list[int]:
@@ -51,14 +46,6 @@ def postgres_pids() -> list[int]:
             if entry.name.isdigit() and (entry / "comm").read_text().startswith("postgres"):
                 pids.append(int(entry.name))
     return pids
-
-
-def total_cpu(pids: list[int]) -> float:
-    total = 0.0
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            total += cpu_seconds(pid)
-    return total
 
 
 def main(argv: list[str] | None = None) -> int:
