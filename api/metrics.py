@@ -114,11 +114,11 @@ class MeteredService(PredictionService):
         super().__init__(settings, models, log_writer)
         self.metrics = metrics
 
-    def predict_many(self, texts: Sequence[object], *,
-                     source: str) -> list[PredictionResult | SupportTriageError]:
+    def predict_many(self, texts: Sequence[object], *, source: str,
+                     combine: bool = False) -> list[PredictionResult | SupportTriageError]:
         start = time.perf_counter()
         try:
-            outcomes = super().predict_many(texts, source=source)
+            outcomes = super().predict_many(texts, source=source, combine=combine)
         except SupportTriageError as exc:  # the log could not be written: nothing answered
             if isinstance(exc, StorageUnavailableError):
                 self.metrics.storage_refused.inc()

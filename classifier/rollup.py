@@ -10,6 +10,7 @@ softmax: 1.0 unless training found the probabilities miscalibrated (see calibrat
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -59,22 +60,25 @@ class RollupClassifier(ClassifierMixin, BaseEstimator):
         return self.classes_[self.predict_proba(features).argmax(axis=1)]
 
 
-def features_of_one(pipeline: Any, text: str) -> sparse.csr_matrix:
-    """The feature row of one message: FeatureUnion.transform without its per-call joblib
-    and output-container bookkeeping, which cost about 1 ms of a 5 ms answer."""
+def features_of(pipeline: Any, texts: Sequence[str]) -> sparse.csr_matrix:
+    """The feature rows of `texts`: FeatureUnion.transform without its per-call joblib and
+    output-container bookkeeping, which cost about 1 ms of a 5 ms answer."""
     union = pipeline.named_steps["features"]
-    blocks = [step.transform([text]) for _, step in union.transformer_list]
+    blocks = [step.transform(list(texts)) for _, step in union.transformer_list]
     return sparse.hstack([b if sparse.issparse(b) else sparse.csr_matrix(b) for b in blocks],
                          format="csr")
 
 
-def predict_with_intents(pipeline: Any, text: str) -> tuple[np.ndarray, dict[str, float]]:
-    """One text's answer-level probabilities and, for a model answering in categories, its
-    TOP_INTENTS most likely fine labels (empty otherwise, and for versions stored before this
-    step existed); one feature transform either way."""
+def predict_with_intents(pipeline: Any,
+                         texts: Sequence[str]) -> tuple[np.ndarray, list[dict[str, float]]]:
+    """Answer-level probabilities of `texts` (one row each) and, for a model answering in
+    categories, each text's TOP_INTENTS most likely fine labels (empty otherwise, and for
+    versions stored before this step existed); one feature transform for all of them."""
     final = pipeline[-1]
     if not isinstance(final, RollupClassifier) or not final.mapping:
-        return pipeline.predict_proba([text])[0], {}
-    fine = final.predict_fine_proba(features_of_one(pipeline, text))[0]
-    top = np.argsort(fine)[::-1][:TOP_INTENTS]
-    return fine @ final.rollup_, {str(final.fine_classes_[i]): float(fine[i]) for i in top}
+        return pipeline.predict_proba(list(texts)), [{} for _ in texts]
+    fine = final.predict_fine_proba(features_of(pipeline, texts))
+    top = np.argsort(fine, axis=1)[:, ::-1][:, :TOP_INTENTS]
+    intents = [{str(final.fine_classes_[i]): float(row[i]) for i in best}
+               for row, best in zip(fine, top, strict=True)]
+    return fine @ final.rollup_, intents

@@ -24,7 +24,7 @@ from classifier.encoder import (
 )
 from classifier.features import SentenceEmbedding, encoder_folder
 from classifier.pipeline import build_pipeline
-from classifier.rollup import features_of_one, predict_with_intents
+from classifier.rollup import features_of, predict_with_intents
 from tests.conftest import ROOT
 
 TEXTS = ["I was charged twice for my coffee", "Please close my account",
@@ -119,18 +119,25 @@ def test_feature_block_refuses_vectors_from_another_graph(encoder: SentenceEncod
 
 @pytest.mark.parametrize("model", ["tfidf", "tfidf+minilm"])
 def test_one_message_path_matches_the_pipeline(model: str) -> None:
-    """The service's lean path (features_of_one, direct logits) answers exactly as the
+    """The service's lean path (features_of, direct logits) answers exactly as the
     pipeline's own predict_proba."""
     mapping = {"charge": "billing", "close": "cancellation", "card": "technical issue",
                "pin": "account", "other": "billing"}
     pipeline = build_pipeline({"model": model, "char_min_df": 1}, mapping).fit(
         TEXTS, ["charge", "close", "card", "pin", "other"])
-    for text in TEXTS + ["something else entirely"]:
-        row = features_of_one(pipeline, text)
+    texts = TEXTS + ["something else entirely"]
+    for text in texts:
+        row = features_of(pipeline, [text])
         assert np.allclose(row.toarray(), pipeline[:-1].transform([text]).toarray(), atol=1e-6)
-        proba, intents = predict_with_intents(pipeline, text)
+        [proba], [intents] = predict_with_intents(pipeline, [text])
         assert np.allclose(proba, pipeline.predict_proba([text])[0], atol=1e-6)
         assert len(intents) == 3
+    # Messages answered together get what each would get alone.
+    together, intents_together = predict_with_intents(pipeline, texts)
+    for text, proba, intents in zip(texts, together, intents_together, strict=True):
+        [alone], [intents_alone] = predict_with_intents(pipeline, [text])
+        assert np.allclose(proba, alone, atol=1e-6)
+        assert list(intents) == list(intents_alone)
 
 
 def test_onnxruntime_telemetry_stays_off(tmp_path: Path) -> None:

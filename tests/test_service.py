@@ -6,15 +6,18 @@ import dataclasses
 import math
 import re
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlalchemy import event, func, select, update
 
 from classifier import registry
-from classifier.service import PredictionService
+from classifier.service import PredictionResult, PredictionService
 from classifier.serving import ModelCache, ModelUnavailableError
+from classifier.validation import RejectedInputError
 from feedback.db import get_engine, session_scope
+from feedback.errors import StorageError
 from feedback.settings import Settings
 from feedback.store import count_rows, get_prediction
 from feedback.tables import Feedback, ModelArtifact, Prediction
@@ -201,6 +204,79 @@ def test_service_is_safe_to_share_between_threads(live_settings: Settings) -> No
     assert len(stored) == 40
     assert {r.request_id for r in stored} == {r.request_id for r in results}
     assert all(r.status == "ok" for r in stored)
+
+
+def test_concurrent_requests_share_model_calls_and_answer_as_alone(
+        live_sqlite_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Messages that arrive while the model is busy go together in its next call; each
+    still gets the answer it would get alone, its own row, and its own error."""
+    from classifier import service as service_module
+    calls: list[int] = []
+    real = service_module.predict_with_intents
+
+    def slow_model(pipeline, texts):  # type: ignore[no-untyped-def]
+        calls.append(len(texts))
+        time.sleep(0.02)  # long enough for the other threads to queue up behind it
+        return real(pipeline, texts)
+
+    monkeypatch.setattr(service_module, "predict_with_intents", slow_model)
+    service = PredictionService(live_sqlite_settings)
+    messages = [f"please refund the {i} euros you charged twice" for i in range(39)] + [""]
+
+    def predict(text: str) -> object:
+        try:
+            return service.predict(text, source="api")
+        except RejectedInputError as exc:
+            return exc
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        outcomes = list(pool.map(predict, messages))
+    assert isinstance(outcomes[-1], RejectedInputError)  # only its caller gets the error
+    results = outcomes[:-1]
+    assert sum(calls) == 39 and max(calls) > 1  # every message once; some shared a call
+    model = service.current_model()
+    for text, result in zip(messages, results, strict=False):
+        [alone], [intents] = real(model.pipeline, [text])
+        assert isinstance(result, PredictionResult)
+        assert result.scores == dict(sorted(
+            ((str(c), round(float(p), 6)) for c, p in zip(model.pipeline.classes_, alone,
+                                                           strict=True)),
+            key=lambda kv: kv[1], reverse=True))
+        assert list(result.intents) == list(intents)
+    stored = rows(live_sqlite_settings)
+    assert len(stored) == 40 and sum(r.status == "rejected" for r in stored) == 1
+    assert {r.request_id for r in stored} >= {r.request_id for r in results}  # type: ignore[union-attr]
+
+
+def test_a_failed_log_write_fails_every_request_that_shared_it_and_the_next_one_works(
+        live_sqlite_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    from classifier import service as service_module
+    real = service_module.log_predictions
+    failures = iter([True])
+
+    def failing_once(**kwargs):  # type: ignore[no-untyped-def]
+        time.sleep(0.05)  # the others queue up meanwhile
+        if next(failures, False):
+            raise StorageError("the database is locked by another process")
+        return real(**kwargs)
+
+    monkeypatch.setattr(service_module, "log_predictions", failing_once)
+    service = PredictionService(live_sqlite_settings)
+
+    def predict(i: int) -> object:
+        try:
+            return service.predict(f"my card {i} does not work", source="api")
+        except StorageError as exc:
+            return exc
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        outcomes = list(pool.map(predict, range(6)))
+    failed = [o for o in outcomes if isinstance(o, StorageError)]
+    assert failed and all("locked" in str(o) for o in failed)
+    answered = [o for o in outcomes if isinstance(o, PredictionResult)]
+    assert len(failed) + len(answered) == 6
+    assert len(rows(live_sqlite_settings)) == len(answered)  # no answer without its row
+    assert isinstance(service.predict("close my account", source="api"), PredictionResult)
 
 
 @pytest.mark.parametrize("round_", range(10))

@@ -371,11 +371,11 @@ def test_categories_are_the_sums_of_their_fine_labels() -> None:
 
 def test_an_answer_comes_with_its_closest_intents() -> None:
     pipeline = _rollup()
-    proba, intents = predict_with_intents(pipeline, "my card is broken")
+    [proba], [intents] = predict_with_intents(pipeline, ["my card is broken"])
     assert np.allclose(proba, pipeline.predict_proba(["my card is broken"])[0])
     assert len(intents) == TOP_INTENTS and list(intents)[0] == "card_broken"
     assert list(intents.values()) == sorted(intents.values(), reverse=True)
-    assert predict_with_intents(_rollup(mapping={}), "my card is broken")[1] == {}
+    assert predict_with_intents(_rollup(mapping={}), ["my card is broken"])[1] == [{}]
 
 
 def test_without_a_mapping_it_is_a_plain_classifier() -> None:
