@@ -49,18 +49,23 @@ def _pivot(rows: Iterable[tuple[datetime, str, int]]) -> tuple[list[datetime], S
     return sorted(times), series
 
 
+def _bars_per_bucket(times: list[datetime], series: Series, keys: Iterable[str],
+                     window: Window, colors: dict[str, str]) -> list[go.Bar]:
+    """One bar trace per key, each bar centred on its bucket and as wide as it, so a single
+    busy bucket is as visible as a full chart (an area needs two points to draw)."""
+    half = timedelta(seconds=window.bucket_seconds / 2)
+    width_ms = window.bucket_seconds * 1000 * 0.9
+    return [go.Bar(x=[t + half for t in times], y=[series[k].get(t, 0) for t in times],
+                   name=k, width=width_ms, marker_color=colors.get(k))
+            for k in keys if k in series]
+
+
 def requests_figure(rows: Sequence[tuple[datetime, str, int]], window: Window) -> go.Figure:
     title = "Requests over time"
     if not rows:
         return _empty(title)
     times, series = _pivot(rows)
-    width_ms = window.bucket_seconds * 1000 * 0.9
-    fig = go.Figure([
-        go.Bar(x=[t + timedelta(seconds=window.bucket_seconds / 2) for t in times],
-               y=[series[s].get(t, 0) for t in times], name=s, width=width_ms,
-               marker_color=STATUS_COLORS.get(s))
-        for s in STATUS_COLORS if s in series
-    ])
+    fig = go.Figure(_bars_per_bucket(times, series, STATUS_COLORS, window, STATUS_COLORS))
     return _time_axis(_layout(fig, title, "requests", barmode="stack"), window)
 
 
@@ -76,7 +81,9 @@ def failure_share_figure(rows: Sequence[tuple[datetime, str, int]],
                    name=s, mode="lines+markers", line={"color": STATUS_COLORS[s]})
         for s in ("rejected", "error")
     ])
-    return _time_axis(_layout(fig, title, "% of requests", yaxis_range=[0, 100]), window)
+    # Auto-ranged from zero: a 2 % failure share is invisible on a 0-100 % axis.
+    fig.update_yaxes(rangemode="tozero")
+    return _time_axis(_layout(fig, title, "% of requests"), window)
 
 
 def percent_text(part: int, whole: int) -> str:
@@ -120,12 +127,9 @@ def label_mix_figure(rows: Sequence[tuple[datetime, str, int]], window: Window) 
     if not rows:
         return _empty(title)
     times, series = _pivot(rows)
-    fig = go.Figure([
-        go.Scatter(x=times, y=[series[label].get(t, 0) for t in times], name=label,
-                   stackgroup="mix", groupnorm="percent", mode="lines")
-        for label in sorted(series)
-    ])
-    return _time_axis(_layout(fig, title, "% of answered requests"), window)
+    fig = go.Figure(_bars_per_bucket(times, series, sorted(series), window, {}))
+    return _time_axis(_layout(fig, title, "% of answered requests", barmode="stack",
+                              barnorm="percent"), window)
 
 
 def confidence_figure(rows: Sequence[tuple[int, int]]) -> go.Figure:

@@ -1,0 +1,34 @@
+"""Monitoring figures drawn from hand-made aggregates: sparse data, axes, markers, thresholds."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from dashboards import figures
+from dashboards.queries import make_window
+
+NOW = datetime(2025, 1, 15, 12, 7, 30, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("window_name", ["Last hour", "Last 24 hours", "Last 7 days",
+                                         "Last 30 days"])
+def test_label_mix_in_one_bucket_still_draws_bars(window_name: str) -> None:
+    window = make_window(window_name, NOW)
+    slot = window.end - timedelta(seconds=window.bucket_seconds)
+    fig = figures.label_mix_figure([(slot, "billing", 3), (slot, "account", 1)], window)
+    assert {t.type for t in fig.data} == {"bar"}
+    assert fig.layout.barmode == "stack" and fig.layout.barnorm == "percent"
+    assert {t.name: list(t.y) for t in fig.data} == {"account": [1], "billing": [3]}
+    assert all(t.width > 0 for t in fig.data)
+
+
+def test_failure_share_axis_is_not_fixed_at_100_percent() -> None:
+    window = make_window("Last 24 hours", NOW)
+    slot = window.start + timedelta(hours=1)
+    fig = figures.failure_share_figure([(slot, "ok", 98), (slot, "error", 2)], window)
+    assert fig.layout.yaxis.range is None
+    assert fig.layout.yaxis.rangemode == "tozero"
+    shares = {t.name: list(t.y) for t in fig.data}
+    assert shares == {"rejected": [0.0], "error": [2.0]}
