@@ -42,11 +42,12 @@ def alerts_markdown(settings: Settings) -> str:
 
 
 def drift_markdown(report: DriftReport, last_n: int) -> str:
+    if not report.judged:  # a green tick here would claim a check that never ran
+        return "\n".join(["⏳ **Drift: not enough data**",
+                          *(f"- {reason}" for reason in report.reasons)])
     icon = {"ok": "✅", "watch": "👀", "drift": "⚠️"}[report.status]
     head = (f"{icon} **Drift: {report.status}** — newest {report.n} answered requests of "
             f"version {report.version} (up to {last_n}) against its training profile")
-    if report.version is None:
-        head = f"{icon} **Drift: {report.status}**"
     return "\n".join([head, *(f"- {reason}" for reason in report.reasons)])
 
 

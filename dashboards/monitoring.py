@@ -35,12 +35,13 @@ def _summary(status_rows: list[tuple[datetime, str, int]],
         latency[idx] = latency.get(idx, 0) + n
     up = sum(u for _, u, _ in feedback_rows)
     down = sum(d for _, _, d in feedback_rows)
-    p95 = figures.percentile_from_histogram(latency, 95) if latency else 0.0
+    p95 = (f"≈ {figures.percentile_from_histogram(latency, 95):.1f} ms" if latency
+           else "– (no answered requests)")
     rated = f"{up:,} up / {down:,} down" if up + down else "none yet"
     noun = "request" if total == 1 else "requests"
     return (f"**{window_name}: {total:,} {noun}** ({totals.get('ok', 0):,} answered, "
             f"{totals.get('rejected', 0):,} rejected, {totals.get('error', 0):,} failed) · "
-            f"latency p95 ≈ {p95:.1f} ms · ratings: {rated}")
+            f"latency p95 {p95} · ratings: {rated}")
 
 
 def load_monitoring(settings: Settings, window_name: str,

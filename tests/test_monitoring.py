@@ -282,6 +282,7 @@ def test_load_monitoring_on_an_empty_database(settings: Settings) -> None:
     assert all(isinstance(f, go.Figure) for f in view.figures.values())
     assert "Last 24 hours: 0 requests" in view.summary
     assert "ratings: none yet" in view.summary
+    assert "latency p95 – (no answered requests)" in view.summary  # not "≈ 0.0 ms"
     assert view.query_ms >= 0
 
 

@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from dashboards import figures
+from dashboards.drift import DriftReport
+from dashboards.health import drift_markdown
 from dashboards.queries import make_window
 
 NOW = datetime(2025, 1, 15, 12, 7, 30, tzinfo=UTC)
@@ -32,3 +34,17 @@ def test_failure_share_axis_is_not_fixed_at_100_percent() -> None:
     assert fig.layout.yaxis.rangemode == "tozero"
     shares = {t.name: list(t.y) for t in fig.data}
     assert shares == {"rejected": [0.0], "error": [2.0]}
+
+
+@pytest.mark.parametrize("reason", ["no live version yet",
+                                    "not enough traffic to judge: 3 answered requests, "
+                                    "200 needed"])
+def test_drift_not_judged_is_not_a_green_tick(reason: str) -> None:
+    shown = drift_markdown(DriftReport("ok", 1, 3, [reason], judged=False), last_n=500)
+    assert "✅" not in shown and "Drift: ok" not in shown
+    assert shown.startswith("⏳ **Drift: not enough data**") and reason in shown
+
+
+def test_drift_judged_ok_keeps_its_tick() -> None:
+    shown = drift_markdown(DriftReport("ok", 2, 400, ["all signals normal"]), last_n=500)
+    assert shown.startswith("✅ **Drift: ok** — newest 400 answered requests of version 2")
