@@ -48,3 +48,20 @@ def test_drift_not_judged_is_not_a_green_tick(reason: str) -> None:
 def test_drift_judged_ok_keeps_its_tick() -> None:
     shown = drift_markdown(DriftReport("ok", 2, 400, ["all signals normal"]), last_n=500)
     assert shown.startswith("✅ **Drift: ok** — newest 400 answered requests of version 2")
+
+
+def test_thumbs_trend_leaves_thin_buckets_as_gaps() -> None:
+    window = make_window("Last 24 hours", NOW)
+    first, second = window.start, window.start + timedelta(hours=1)
+    fig = figures.thumbs_trend_figure([(first, 1, 4, 1), (second, 1, 1, 0),
+                                       (second, 2, 3, 3)], window)
+    shown = {t.name: list(t.y) for t in fig.data}
+    assert shown == {"v1": [80.0, None], "v2": [50.0]}
+    assert list(fig.data[0].customdata[1]) == [1, 0]  # the thin bucket's counts, on hover
+
+
+def test_no_markers_on_an_empty_chart() -> None:
+    window = make_window("Last 24 hours", NOW)
+    fig = figures.mark_events(figures.requests_figure([], window),
+                              [(NOW - timedelta(hours=1), "promote", 3)])
+    assert not fig.layout.shapes

@@ -33,10 +33,10 @@ def build_monitoring_tab(settings: Settings, tab: gr.Tab, guard: UiGuard) -> Non
     versions = gr.Dataframe(headers=VERSION_COLUMNS, interactive=False, elem_id="versions",
                             label="By model version")
     plots = []
-    for left, right in zip(FIGURE_NAMES[::2], FIGURE_NAMES[1::2], strict=True):
+    for first in range(0, len(FIGURE_NAMES), 2):
         with gr.Row():
-            plots += [gr.Plot(elem_id=f"plot-{left}", show_label=False),
-                      gr.Plot(elem_id=f"plot-{right}", show_label=False)]
+            plots += [gr.Plot(elem_id=f"plot-{name}", show_label=False)
+                      for name in FIGURE_NAMES[first:first + 2]]
     flagged = gr.Dataframe(headers=FLAGGED_COLUMNS, interactive=False, wrap=True,
                            elem_id="flagged",
                            label="Recent low-confidence and thumbs-down messages")
