@@ -60,6 +60,7 @@ from feedback.tables import utc_now
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parent.parent
 RETRAIN_ACTOR = "retrain"
+ACTOR_CHARS = 100  # the audit trail's `actor` column (model_events.actor)
 # Reviewed feedback is the traffic the model serves now, and a few hundred rows would
 # otherwise be drowned by Banking77's 10,000: each feedback row counts as five base rows.
 # Measured on tests/data/new_feature_slice.csv: weight 1 gained 21 points on the held-back
@@ -90,6 +91,14 @@ class RetrainError(SupportTriageError):
 
 def is_retrain_actor(actor: str) -> bool:
     return actor == RETRAIN_ACTOR or actor.startswith(RETRAIN_ACTOR + ":")
+
+
+def retrain_actor(source: str, person: str | None = None) -> str:
+    """The audit trail's "by" for what a retrain does: where it was started and, when
+    known, who started it ("retrain:ui (alice)", "retrain:cli"), within the column's 100
+    characters."""
+    by = f"{RETRAIN_ACTOR}:{source}"
+    return f"{by} ({person[:ACTOR_CHARS - len(by) - 3]})" if person else by
 
 
 def is_held_back(text: str, share: float) -> bool:
@@ -459,12 +468,15 @@ def run_retrain(settings: Settings, *, actor: str = "cli",
                 holdout_data: Path = DEFAULT_TEST) -> RetrainResult:
     """Train, evaluate, register, gate and canary a challenger from reviewed feedback.
 
-    With `job_id`, runs that queued job (as the person who queued it); otherwise creates
-    one. Holds the retrain lease with a heartbeat while it runs. Raises RetrainError with
-    the reason (also stored with the job, marked failed) when it cannot finish.
+    With `job_id`, runs that queued job: the UI queued it (`launch_retrain`), so what it
+    does is recorded as "retrain:ui" with the person who queued it. Otherwise creates a job
+    and records it as "retrain:<actor>" ("retrain:cli"). Holds the retrain lease with a
+    heartbeat while it runs. Raises RetrainError with the reason (also stored with the job,
+    marked failed) when it cannot finish.
     """
     if job_id is None:
         job_id = create_job(settings, actor=actor, state="running").id
+        by = retrain_actor(actor)
     else:
         with session_scope(settings) as session:
             job = review_store.get_retrain_job(session=session, job_id=job_id)
@@ -473,15 +485,16 @@ def run_retrain(settings: Settings, *, actor: str = "cli",
                 progress="Starting")
         if not claimed:
             raise RetrainError(f"Retrain job {job_id} is {job.state}, not queued.")
-        actor = job.actor  # whoever queued it (the UI's person), not the child process
+        by = retrain_actor("ui", job.actor)  # the person, not the child process
     with Heartbeat(settings, job_id):
-        return _run_job(settings, job_id, actor=actor, progress=progress,
+        return _run_job(settings, job_id, by=by, progress=progress,
                         base_data=base_data, holdout_data=holdout_data)
 
 
-def _run_job(settings: Settings, job_id: int, *, actor: str, progress: Progress,
+def _run_job(settings: Settings, job_id: int, *, by: str, progress: Progress,
              base_data: Path, holdout_data: Path) -> RetrainResult:
-    """The retrain itself, for a job this process has claimed."""
+    """The retrain itself, for a job this process has claimed; its registry events are
+    recorded as `by`."""
     steps = iter(range(1, 100))
 
     def step(message: str) -> None:
@@ -489,7 +502,6 @@ def _run_job(settings: Settings, job_id: int, *, actor: str, progress: Progress,
         progress(line)
         _set_job(settings, job_id, progress=line[:2000])
 
-    by = f"{RETRAIN_ACTOR}:{actor}"
     try:
         if not 0 < settings.feedback_holdout_share < 1:
             raise InvalidInputError(f"FEEDBACK_HOLDOUT_SHARE must be between 0 and 1, not "

@@ -298,20 +298,29 @@ def test_anonymous_callers_get_no_ones_messages_and_change_nothing(
     assert leaked == {}
     assert snapshot(roles_server.data_dir, GUARDED_TABLES) == before
     refused = {name for name, o in outcomes.items() if "Not allowed" in o.text}
+<<<<<<< HEAD
     assert {"pick", "accept", "correct", "discard", "import_csv", "start_retrain"} <= refused
     assert any(name.startswith("handler") and "Not allowed" in o.text  # review and lifecycle
+=======
+    assert {"pick", "describe_request", "import_csv", "start_retrain"} <= refused
+    assert any(name.startswith("handler") and "Not allowed" in o.text  # review
+>>>>>>> issue-13-models
                for name, o in outcomes.items())
+    assert {"ask", "confirm", "cancel", "show_version"} <= refused  # the Models tab
     assert outcomes["classify"].success  # what an anonymous agent may do still works
 
 
-LIFECYCLE_BUTTONS = ("Promote", "Start canary", "Stop canary", "Roll back", "Reject")
+# The Models tab's buttons (each opens a confirmation) and the confirm button, by elem_id.
+LIFECYCLE_BUTTONS = ("action-canary", "action-promote", "action-stop", "action-rollback",
+                     "action-reject", "action-confirm")
 
 
 def button_handler(deps: list[dict[str, Any]], components: dict[int, dict[str, Any]],
                    label: str) -> dict[str, Any]:
-    """The dependency a click on the button labelled `label` runs."""
+    """The dependency a click on the button labelled `label` (or with that elem_id) runs."""
     return next(d for d in deps if d["targets"] and d["targets"][0][1] == "click"
-                and components[d["targets"][0][0]].get("props", {}).get("value") == label)
+                and label in (components[d["targets"][0][0]].get("props", {}).get(key)
+                              for key in ("value", "elem_id")))
 
 
 def test_a_reviewer_reads_the_queue_but_cannot_promote(roles_server: Server,
@@ -340,16 +349,20 @@ def test_lifecycle_actions_record_the_signed_in_person(live_sqlite_settings: Set
     service = PredictionService(settings)
     blocks = build_ui(service, Startup(settings, service.models), describe_storage(settings),
                       UiGuard(policy))
-    start_canary = next(fn.fn for fn in blocks.fns.values() if fn.targets
-                        and fn.targets[0][0] in blocks.blocks
-                        and getattr(blocks.blocks[fn.targets[0][0]], "value", None)
-                        == "Start canary")
+
+    def clicked(elem_id: str) -> Any:
+        return next(fn.fn for fn in blocks.fns.values() if fn.targets
+                    and fn.targets[0][0] in blocks.blocks
+                    and getattr(blocks.blocks[fn.targets[0][0]], "elem_id", None) == elem_id)
+
     request = Request({"type": "http", "headers": [
         (b"cookie", f"{SIGN_IN_COOKIE}={token}".encode())]})
-    assert start_canary(candidate, 10, "try it", request=request).startswith("✅")
+    *_, pending, _outcome = clicked("action-canary")(candidate, request=request)
+    done = clicked("action-confirm")(pending, 10, "try it", request=request)
+    assert done[-1].startswith("✅") and f"by **{ADMIN}**" in done[-1]
     anonymous = Request({"type": "http", "headers": []})
     with pytest.raises(gr.Error, match="Sign in as admin"):
-        start_canary(candidate, 10, "again", request=anonymous)
+        clicked("action-confirm")(pending, 10, "again", request=anonymous)
     with session_scope(settings) as session:
         events = registry_events(session)
     action, actor, reason = events[-1]

@@ -13,10 +13,11 @@ from sqlalchemy import func, select, update
 from classifier import lifecycle, registry
 from classifier.dataset import load_dataset
 from classifier.gate import run_gate
+from classifier.lifecycle import PROMOTE, REJECT, ROLLBACK, START_CANARY, STOP_CANARY
 from classifier.registry import LifecycleError
 from classifier.training import train_version
 from feedback.db import session_scope
-from feedback.errors import NotFoundError
+from feedback.errors import InvalidInputError, NotFoundError
 from feedback.settings import Settings
 from feedback.tables import ModelArtifact, ModelEvent
 from tests.conftest import SmallModel, install_model
@@ -127,6 +128,38 @@ def test_reject_rules(two_versions: Settings) -> None:
     assert statuses(two_versions) == {2: "rejected", 1: "live"}
     with pytest.raises(LifecycleError, match="already rejected"):
         lifecycle.reject(two_versions, 2, actor="t")
+
+
+def offered(settings: Settings) -> dict[int, tuple[str, ...]]:
+    view = lifecycle.overview(settings)
+    return {v.version: lifecycle.valid_actions(v, view) for v in view.versions}
+
+
+def test_only_the_actions_the_registry_accepts_are_offered(two_versions: Settings) -> None:
+    """What the Models tab shows for each version, through a version's whole life."""
+    assert offered(two_versions) == {2: (START_CANARY, PROMOTE, REJECT), 1: ()}
+    lifecycle.start_canary(two_versions, 2, 10, actor="t")
+    assert offered(two_versions) == {2: (PROMOTE, START_CANARY, STOP_CANARY, REJECT), 1: ()}
+    lifecycle.promote(two_versions, 2, actor="t")
+    assert offered(two_versions) == {2: (ROLLBACK,), 1: (START_CANARY, PROMOTE, REJECT)}
+    with session_scope(two_versions) as session:
+        registry.record_gate(session=session, version=1, passed=False,
+                             checklist={"passed": False, "checks": []}, actor="t")
+    assert offered(two_versions) == {2: (ROLLBACK,), 1: (REJECT,)}  # --force is the CLI's
+    lifecycle.reject(two_versions, 1, actor="t")
+    assert offered(two_versions) == {2: (), 1: ()}  # nothing to roll back to
+
+
+@pytest.mark.parametrize(("action", "reason", "kept"), [
+    (PROMOTE, " better on refunds ", "better on refunds"), (START_CANARY, "", ""),
+    (STOP_CANARY, "  ", ""), (PROMOTE, "", None), (ROLLBACK, " \n", None), (REJECT, "", None)])
+def test_a_reason_is_required_to_promote_roll_back_or_reject(action: str, reason: str,
+                                                            kept: str | None) -> None:
+    if kept is None:
+        with pytest.raises(InvalidInputError, match=f"Give a reason to {action} version 7"):
+            lifecycle.require_reason(action, 7, reason)
+    else:
+        assert lifecycle.require_reason(action, 7, reason) == kept
 
 
 def test_every_change_is_an_event_and_exactly_one_live(two_versions: Settings) -> None:

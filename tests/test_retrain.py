@@ -171,7 +171,7 @@ def test_background_retrain_runs_in_its_own_process(
     parent's settings (here a 20 % canary share), progress rows, and the outcome."""
     settings = dataclasses.replace(live_sqlite_settings, canary_percent=20)
     add_reviewed_feedback(settings, 40)
-    job = retrain.launch_retrain(settings, actor="ui", base_data=small_csv,
+    job = retrain.launch_retrain(settings, actor="alice", base_data=small_csv,
                                  holdout_data=small_holdout_csv)
     assert job.state == "queued"
     deadline = time.monotonic() + 600
@@ -186,8 +186,19 @@ def test_background_retrain_runs_in_its_own_process(
     assert "running" in seen and current.summary is not None
     state, _ = snapshot(settings)
     assert (state.canary_version, state.canary_percent) == (current.version, 20)
+    # Recorded as started from the UI by the person who pressed the button.
+    assert {(e["action"], e["actor"]) for e in lifecycle.list_events(settings, limit=3)} == {
+        ("register", "retrain:ui (alice)"), ("gate", "retrain:ui (alice)"),
+        ("canary_start", "retrain:ui (alice)")}
     with pytest.raises(RetrainError, match="not queued"):
         run_retrain(settings, job_id=job.id)
+
+
+def test_the_audit_trail_says_where_a_retrain_started_and_who_started_it() -> None:
+    assert retrain.retrain_actor("cli") == "retrain:cli"
+    assert retrain.retrain_actor("ui", "alice") == "retrain:ui (alice)"
+    long = retrain.retrain_actor("ui", "x" * 100)
+    assert len(long) == retrain.ACTOR_CHARS and long.startswith("retrain:ui (xx")
 
 
 # --- AUTO_PROMOTE ---------------------------------------------------------------------------

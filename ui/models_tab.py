@@ -1,9 +1,8 @@
-"""The Models tab: versions with metrics and gate checklists, live vs canary, and the
-lifecycle actions (promote, canary, rollback, reject) for admins, recorded with their name."""
+"""The Models tab: versions with metrics and gate checklists, live vs canary, the audit
+trail, and (ui.model_actions) the lifecycle actions for the version picked, for admins."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
@@ -13,17 +12,21 @@ from classifier import lifecycle
 from classifier.access import Caller, Role
 from classifier.gate import format_checklist
 from classifier.pipeline import model_name
-from classifier.registry import MAX_CANARY_PERCENT, MIN_CANARY_PERCENT, ModelVersionInfo
+from classifier.registry import ModelVersionInfo
 from dashboards.comparison import COLUMNS, compare_live_and_canary
 from dashboards.figures import reliability_figure
 from feedback.errors import SupportTriageError
 from feedback.settings import Settings
 from ui.guard import UiGuard
+from ui.model_actions import ACT_AS, build_action_panel, wire_action_panel
 
 VERSION_COLUMNS = ["version", "status", "created (UTC)", "model", "accuracy", "macro-F1",
                    "ECE", "gate", "labels", "taxonomy"]
 EVENT_COLUMNS = ["when (UTC)", "action", "version", "from", "to", "by", "reason"]
 GATE = {True: "✅ passed", False: "❌ failed", None: "not run"}
+# About seven rows: the action panel stays right below the row a person picked.
+VERSIONS_PX = 300
+DETAILS_PX = 340  # narrower, the per-class table no longer fits
 
 
 def _version_row(v: ModelVersionInfo) -> list[Any]:
@@ -72,102 +75,71 @@ def _diagram(v: ModelVersionInfo | None) -> go.Figure | None:
 
 
 def build_models_tab(settings: Settings, tab: gr.Tab, guard: UiGuard) -> None:
-    """Lay out the Models tab; data loads when the tab opens or on Refresh."""
-    act_as = "promote, roll back, start canaries or reject versions"
+    """Lay out the Models tab; data loads when the tab opens, on Refresh and after an action.
+
+    The versions table and the actions for the version picked right below it come first;
+    that version's details, the live figures and the audit trail follow.
+    """
     refresh = gr.Button("Refresh", elem_id="models-refresh", scale=0)
-    versions = gr.Dataframe(headers=VERSION_COLUMNS, interactive=False, label="Model versions",
+    versions = gr.Dataframe(headers=VERSION_COLUMNS, interactive=False, max_height=VERSIONS_PX,
+                            label="Model versions (pick a row to act on it)",
                             elem_id="versions-table")
+    panel = build_action_panel(settings)
+    with gr.Row():  # side by side on a laptop, one above the other on a phone
+        with gr.Column(min_width=DETAILS_PX):
+            details = gr.Markdown(elem_id="version-details")
+        with gr.Column(min_width=DETAILS_PX):
+            diagram = gr.Plot(elem_id="version-reliability", show_label=False)
     comparison_heading = gr.Markdown(elem_id="comparison-heading")
     comparison = gr.Dataframe(headers=COLUMNS, interactive=False, label="Live figures",
                               elem_id="comparison-table")
-    chosen = gr.Dropdown(label="Version details", choices=[], elem_id="version-choice")
-    with gr.Row():
-        details = gr.Markdown(elem_id="version-details")
-        diagram = gr.Plot(elem_id="version-reliability", show_label=False)
-    with gr.Group():
-        actions_heading = gr.Markdown("#### Lifecycle actions", elem_id="actions-heading")
-        with gr.Row():
-            reason = gr.Textbox(label="Reason (kept in the audit trail)", interactive=False,
-                                elem_id="action-reason")
-            percent = gr.Slider(MIN_CANARY_PERCENT, MAX_CANARY_PERCENT, step=1,
-                                value=min(max(settings.canary_percent, MIN_CANARY_PERCENT),
-                                          MAX_CANARY_PERCENT),
-                                label="Canary share (%)", interactive=False)
-        with gr.Row():
-            buttons = {name: gr.Button(name, interactive=False, elem_id=f"action-{key}")
-                       for key, name in (("promote", "Promote"), ("canary", "Start canary"),
-                                         ("stop", "Stop canary"), ("rollback", "Roll back"),
-                                         ("reject", "Reject"))}
-        outcome = gr.Markdown(elem_id="action-outcome")
     events = gr.Dataframe(headers=EVENT_COLUMNS, interactive=False, label="Audit trail",
                           elem_id="events-table")
 
+    def picked(view: lifecycle.Overview, version: int | None, caller: Caller) -> list[Any]:
+        """The action panel, details and diagram of one version."""
+        info = view.find(version) or (view.versions[0] if view.versions else None)
+        refusal = guard.policy.refusal(caller, Role.ADMIN, ACT_AS)
+        return [*panel.updates(view, info, refusal),
+                describe_version(info) if info else "No versions.", _diagram(info)]
+
+    shown = [*panel.outputs, details, diagram]
+
     @guard.handler(Role.REVIEWER, "see the model versions", quiet=True)
     def load(selected: int | None, caller: Caller) -> list[Any]:
-        refusal = guard.policy.refusal(caller, Role.ADMIN, act_as)
         try:
-            infos = lifecycle.list_versions(settings)
+            view = lifecycle.overview(settings)
             heading, rows = compare_live_and_canary(settings)
             trail = lifecycle.list_events(settings)
         except SupportTriageError as exc:
             raise gr.Error(str(exc), title="Models unavailable", print_exception=False) from None
-        numbers = [v.version for v in infos]
-        pick = selected if selected in numbers else (numbers[0] if numbers else None)
-        picked = next((v for v in infos if v.version == pick), None)
-        shown = describe_version(picked) if picked else "No versions."
-        return [[_version_row(v) for v in infos], heading, rows,
-                gr.Dropdown(choices=numbers, value=pick), shown, _diagram(picked),
+        return [[_version_row(v) for v in view.versions], heading, rows,
                 [[f"{e['at']:%Y-%m-%d %H:%M:%S}", e["action"], e["version"], e["from"], e["to"],
                   e["actor"], e["reason"]] for e in trail],
-                "#### Lifecycle actions" + (f"\n⚠️ {refusal}" if refusal else
-                                            f" (as **{caller.label}**)"),
-                *[gr.update(interactive=refusal is None)] * (2 + len(buttons))]
+                *picked(view, selected, caller)]
+
+    def show(version: int | None, caller: Caller) -> list[Any]:
+        try:
+            view = lifecycle.overview(settings)
+        except SupportTriageError as exc:
+            raise gr.Error(str(exc), title="Models unavailable", print_exception=False) from None
+        return [*picked(view, version, caller), *panel.close()]
 
     @guard.handler(Role.REVIEWER, "see the model versions")
-    def show_version(version: int | None) -> tuple[str, go.Figure | None]:
-        if version is None:
-            return "No versions.", None
-        try:
-            info = lifecycle.get_version(settings, int(version))
-        except SupportTriageError as exc:
-            return f"❌ {exc}", None
-        return describe_version(info), _diagram(info)
+    def show_version(version: int | None, caller: Caller) -> list[Any]:
+        return show(version, caller)
 
-    outputs = [versions, comparison_heading, comparison, chosen, details, diagram, events,
-               actions_heading, reason, percent, *buttons.values()]
+    @guard.handler(Role.REVIEWER, "see the model versions")
+    def show_row(event: gr.SelectData, caller: Caller) -> list[Any]:
+        first = (event.row_value or [None])[0]
+        return show(int(first) if isinstance(first, int | float) else None, caller)
+
+    private: dict[str, Any] = {"api_visibility": "private"}
+    outputs = [versions, comparison_heading, comparison, events, *shown]
     for trigger in (refresh.click, tab.select):
-        trigger(load, inputs=[chosen], outputs=outputs, api_visibility="private")
-    chosen.input(show_version, inputs=[chosen], outputs=[details, diagram],
-                 api_visibility="private")
-
-    def act(run: Callable[[int | None, int, str, str], str]) -> Callable[..., str]:
-        @guard.handler(Role.ADMIN, act_as)
-        def handler(version: int | None, share: float, why: str, caller: Caller) -> str:
-            try:
-                return "✅ " + run(version, int(share), why, caller.label)
-            except SupportTriageError as exc:
-                return f"❌ {exc}"
-        return handler
-
-    def need(version: int | None) -> int:
-        if version is None:
-            raise SupportTriageError("Choose a version first.")
-        return int(version)
-
-    actions: dict[str, Callable[[int | None, int, str, str], str]] = {
-        "Promote": lambda v, _p, why, who: "Version "
-        f"{lifecycle.promote(settings, need(v), actor=who, reason=why).version} is live.",
-        "Start canary": lambda v, p, why, who: "Version "
-        f"{lifecycle.start_canary(settings, need(v), p, actor=who, reason=why).version} "
-        f"is the canary for {p} % of requests.",
-        "Stop canary": lambda _v, _p, why, who: "Canary of version "
-        f"{lifecycle.stop_canary(settings, actor=who, reason=why)} stopped.",
-        "Roll back": lambda _v, _p, why, who: "Rolled back to version "
-        f"{lifecycle.rollback(settings, actor=who, reason=why).version}.",
-        "Reject": lambda v, _p, why, who: "Version "
-        f"{lifecycle.reject(settings, need(v), actor=who, reason=why).version} rejected.",
-    }
-    for name, button in buttons.items():
-        button.click(act(actions[name]), inputs=[chosen, percent, reason],
-                     outputs=[outcome], api_visibility="private").then(
-            load, inputs=[chosen], outputs=outputs, api_visibility="private")
+        trigger(load, inputs=[panel.selected], outputs=outputs, **private)
+    panel.pick.input(show_version, inputs=[panel.pick], outputs=[*shown, *panel.closed],
+                     **private)
+    versions.select(show_row, outputs=[*shown, *panel.closed], **private)
+    wire_action_panel(panel, settings, guard).then(
+        load, inputs=[panel.selected], outputs=outputs, **private)
