@@ -299,8 +299,6 @@ def test_anonymous_callers_get_no_ones_messages_and_change_nothing(
     assert snapshot(roles_server.data_dir, GUARDED_TABLES) == before
     refused = {name for name, o in outcomes.items() if "Not allowed" in o.text}
     assert {"pick", "accept", "correct", "discard", "import_csv", "start_retrain"} <= refused
-    assert any(name.startswith("handler") and "Not allowed" in o.text  # review and lifecycle
-               for name, o in outcomes.items())
     assert {"ask", "confirm", "cancel", "show_version"} <= refused  # the Models tab
     assert outcomes["classify"].success  # what an anonymous agent may do still works
 
