@@ -110,7 +110,7 @@ def confirmation(verb: str, message: str, what: str) -> re.Pattern[str]:
     """A rating confirmation: the verb, the time (in the browser's zone and locale) and the
     first words of the rated message."""
     first_words = re.escape(" ".join(message.split()[:4]))
-    return re.compile(rf"Rating {verb} at [^“]+\d for “{first_words}[^”]*”: "
+    return re.compile(rf"Rating {verb} at [^“]+ for “{first_words}[^”]*”:\s+"
                       + re.escape(what))
 
 
