@@ -13,6 +13,11 @@ from dashboards.queries import CONFIDENCE_BINS, LATENCY_EDGES_MS, Window
 
 STATUS_COLORS = {"ok": "#2a9d8f", "rejected": "#e9c46a", "error": "#e76f51"}
 PERCENTILES = (50, 95, 99)
+# Plotly's tool bar covers the top 30 px or so of a chart, right-aligned: the title sits on
+# the left under that band, so on a phone-wide chart the two never overlap.
+TITLE_PLACE = {"x": 0, "xref": "paper", "xanchor": "left", "y": 1, "yref": "container",
+               "yanchor": "top", "pad": {"t": 32}}
+TOP_MARGIN_PX = 72
 
 
 def _time_axis(fig: go.Figure, window: Window) -> go.Figure:
@@ -22,8 +27,8 @@ def _time_axis(fig: go.Figure, window: Window) -> go.Figure:
 
 
 def _layout(fig: go.Figure, title: str, y_title: str, **extra: object) -> go.Figure:
-    fig.update_layout(title={"text": title}, yaxis={"title": {"text": y_title}},
-                      margin={"l": 50, "r": 20, "t": 50, "b": 40}, height=320,
+    fig.update_layout(title={"text": title, **TITLE_PLACE}, yaxis={"title": {"text": y_title}},
+                      margin={"l": 50, "r": 20, "t": TOP_MARGIN_PX, "b": 40}, height=320,
                       legend={"orientation": "h", "y": -0.2}, **extra)
     return fig
 

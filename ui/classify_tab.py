@@ -18,7 +18,10 @@ from classifier.service import PredictionResult, PredictionService
 from classifier.startup import Startup
 from feedback.errors import SupportTriageError
 from feedback.tables import utc_now
+from ui.browser_time import time_tag
 from ui.guard import UiGuard
+from ui.icons import icon
+from ui.ids import COPY_ID_JS, id_tag
 
 EXAMPLES = [
     "I was charged twice for the same coffee this morning, can you refund one of them?",
@@ -28,12 +31,17 @@ EXAMPLES = [
     "Which currencies can I hold in my account?",
     "My card was declined at the supermarket even though I have money.",
 ]
-VERDICT_WORDS = {"up": "👍 right", "down": "👎 wrong"}
+VERDICT_WORDS = {"up": f"{icon('up')} right", "down": f"{icon('down')} wrong"}
 QUOTE_WORDS = 8  # how much of the message a confirmation quotes
 QUOTE_CHARS = 60
 # Classify calls served at once: the model takes a few ms of CPU, so more would only queue
 # inside the interpreter instead of in Gradio's queue, where waiting is visible.
 CLASSIFY_CONCURRENCY = 8
+# On a phone the answer lands below the message box and the examples: bring it into view.
+SHOW_ANSWER_JS = """() => {
+  if (window.matchMedia("(max-width: 768px)").matches)
+    document.querySelector("#result")?.scrollIntoView({block: "start"});
+}"""
 
 
 @dataclass(frozen=True)
@@ -62,9 +70,9 @@ def details(result: PredictionResult, low_confidence_share: float) -> str:
         text += " Closest intents: " + ", ".join(
             f"{name.replace('_', ' ')} {share:.0%}" for name, share in result.intents.items()) + "."
     if result.low_confidence:
-        text = (f"⚠️ **Not sure** (confidence {result.confidence:.0%}, below "
-                f"{low_confidence_share:.0%}): read the message yourself, and use 👎 to pick "
-                f"the right category if this one is wrong. " + text)
+        text = (f"{icon('warning')} **Not sure** (confidence {result.confidence:.0%}, below "
+                f"{low_confidence_share:.0%}): read the message yourself, and use **Wrong** to "
+                f"pick the right category if this one is wrong. " + text)
     return text
 
 
@@ -90,14 +98,17 @@ def build_classify_tab(service: PredictionService, startup: Startup, guard: UiGu
             result = gr.Label(label="Category", num_top_classes=10, elem_id="result")
             with gr.Row():
                 version = gr.Textbox(label="Model version", interactive=False, elem_id="version")
-                request_id = gr.Textbox(label="Request id", interactive=False,
-                                        elem_id="request-id")
+                # The full id is the /classify API's output; people see it short.
+                request_id = gr.Textbox(visible="hidden", elem_id="request-id")
+                id_shown = gr.HTML(label="Request id", show_label=True, container=True,
+                                   padding=True, elem_id="request-id-shown",
+                                   js_on_load=COPY_ID_JS)
             info = gr.Markdown(elem_id="details")
             with gr.Group(visible=False) as rating:
                 question = gr.Markdown(elem_id="rating-question")
                 with gr.Row():
-                    thumbs_up = gr.Button("👍 Right", elem_id="thumbs-up")
-                    thumbs_down = gr.Button("👎 Wrong", elem_id="thumbs-down")
+                    thumbs_up = gr.Button("Right", elem_id="thumbs-up")
+                    thumbs_down = gr.Button("Wrong", elem_id="thumbs-down")
                 correct = gr.Dropdown(label="Correct category", visible=False,
                                       elem_id="correct-category")
                 saved = gr.Markdown(elem_id="rating-saved")
@@ -129,6 +140,10 @@ def build_classify_tab(service: PredictionService, startup: Startup, guard: UiGu
                 f"Was **{answer.label}** right for {quote(answer.text)}?", "", *thumbs(None))
 
     @agent
+    def show_id(full_id: str) -> str:
+        return id_tag(full_id) if full_id else ""
+
+    @agent
     def clear_result() -> tuple[Any, ...]:
         return cleared
 
@@ -149,9 +164,8 @@ def build_classify_tab(service: PredictionService, startup: Startup, guard: UiGu
         if record.correct_label:
             what += f", correct category: **{record.correct_label}**"
         verb = "Rating changed" if record.changed else "Rating saved"
-        at = f"{utc_now():%H:%M:%S} UTC"
         return (gr.Dropdown(visible=verdict == "down"),
-                f"✅ {verb} at {at} for {quote(answer.text)}: {what}.",
+                f"{icon('ok')} {verb} at {time_tag(utc_now())} for {quote(answer.text)}: {what}.",
                 replace(answer, verdict=verdict), *thumbs(verdict))
 
     @agent
@@ -174,6 +188,8 @@ def build_classify_tab(service: PredictionService, startup: Startup, guard: UiGu
                            "the request id (rate it with POST /api/v1/feedback).")
     event.success(show_rating, inputs=[shown],
                   outputs=[rating, correct, question, saved, thumbs_up, thumbs_down], **private)
+    event.success(None, js=SHOW_ANSWER_JS, **private)
+    request_id.change(show_id, inputs=[request_id], outputs=[id_shown], **private)
     event.failure(clear_result, outputs=[result, version, request_id, info, rating, shown],
                   **private)
     # Any edit (typing, pasting, an example) makes the answer on screen stale.
