@@ -9,10 +9,11 @@ from sqlalchemy import select
 
 from classifier.dataset import DEFAULT_TEST, load_dataset
 from classifier.off_topic import OFF_TOPIC_DATA, OFF_TOPIC_REASON, detector, read_messages
-from classifier.service import PredictionService
+from classifier.service import PredictionResult, PredictionService
 from feedback.db import session_scope
 from feedback.settings import Settings
 from feedback.tables import Prediction
+from ui.classify_tab import NOT_A_REQUEST, category, details
 
 HIDDEN = read_messages(ROOT / "tests/data/off_topic_hidden.txt")
 # Measured when the detector was built (data/README.md): 92 of 106 hidden off-topic messages
@@ -62,3 +63,20 @@ def test_the_answer_and_the_stored_row_say_not_a_request(
     with session_scope(live_sqlite_settings) as session:
         reasons = dict(session.execute(select(Prediction.request_id, Prediction.reason)).all())
     assert reasons == {thanks.request_id: OFF_TOPIC_REASON, billing.request_id: None}
+
+
+@pytest.mark.parametrize(("low", "off", "title", "said"), [
+    (False, False, "Category", "Answered in"),
+    (True, False, "Not sure: low confidence — please check",
+     "Not sure: low confidence — please check"),
+    (True, True, "Category", "This does not look like a support request"),
+])
+def test_the_page_names_a_category_only_when_it_can_be_trusted(
+        low: bool, off: bool, title: str, said: str) -> None:
+    scores = {"billing": 0.45, "account": 0.3, "general question": 0.25}
+    result = PredictionResult("r" * 32, "billing", 0.45, scores, 1, 3.0, low, {}, off)
+    shown = category(result)
+    assert shown.label == title
+    assert shown.value["label"] == (NOT_A_REQUEST if off else "billing")
+    assert (shown.value["confidences"] is None) == off  # no category's confidence at all
+    assert said in details(result, 0.5)
