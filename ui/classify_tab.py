@@ -35,7 +35,6 @@ QUOTE_CHARS = 60
 # Classify calls served at once: the model takes a few ms of CPU, so more would only queue
 # inside the interpreter instead of in Gradio's queue, where waiting is visible.
 CLASSIFY_CONCURRENCY = 8
-CATEGORY_TITLE = "Category"
 # How often an open page asks how the first start is going: the bar moves smoothly, and
 # Classify unlocks within a second of the model going live.
 PROGRESS_SECONDS = 1.0
@@ -64,13 +63,9 @@ def quote(text: str) -> str:
     return f"“{head}…”" if head != " ".join(words) else f"“{head}”"
 
 
-def category(result: PredictionResult) -> Any:
-    """The Category box: no category at all for a message that is no support request, and
-    a title that says so when the model is not sure."""
-    if result.off_topic:
-        return gr.Label(value=NOT_A_REQUEST, label=CATEGORY_TITLE)
-    title = "Not sure: low confidence — please check" if result.low_confidence else None
-    return gr.Label(value=result.scores, label=title or CATEGORY_TITLE)
+def category(result: PredictionResult) -> dict[str, float] | str:
+    """The Category box: no category at all for a message that is no support request."""
+    return NOT_A_REQUEST if result.off_topic else result.scores
 
 
 def details(result: PredictionResult, low_confidence_share: float) -> str:
@@ -141,7 +136,7 @@ def build_classify_tab(service: PredictionService, startup: Startup, guard: UiGu
             classify = gr.Button("Classify", variant="primary", elem_id="classify",
                                  interactive=first.state != "preparing")
         with gr.Column(scale=2):
-            result = gr.Label(label=CATEGORY_TITLE, num_top_classes=10, elem_id="result")
+            result = gr.Label(label="Category", num_top_classes=10, elem_id="result")
             with gr.Row():
                 version = gr.Textbox(label="Model version", interactive=False, elem_id="version")
                 request_id = gr.Textbox(label="Request id", interactive=False,
@@ -155,6 +150,7 @@ def build_classify_tab(service: PredictionService, startup: Startup, guard: UiGu
                 correct = gr.Dropdown(label="Correct category", visible=False,
                                       elem_id="correct-category")
                 saved = gr.Markdown(elem_id="rating-saved")
+    cleared = (None, "", "", "", gr.Group(visible=False), None)
     agent = guard.handler(Role.AGENT, "classify messages")
 
     @agent
@@ -183,8 +179,7 @@ def build_classify_tab(service: PredictionService, startup: Startup, guard: UiGu
 
     @agent
     def clear_result() -> tuple[Any, ...]:
-        return (gr.Label(value=None, label=CATEGORY_TITLE), "", "", "", gr.Group(visible=False),
-                None)
+        return cleared
 
     def rate(verdict: str, label: str | None, text: str,
              answer: Shown | None) -> tuple[Any, ...]:
