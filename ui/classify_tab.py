@@ -8,6 +8,7 @@ this session was shown, for the text still on screen.
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -15,7 +16,7 @@ import gradio as gr
 
 from classifier.access import Role
 from classifier.service import PredictionResult, PredictionService
-from classifier.startup import Startup
+from classifier.startup import Startup, StartupStatus
 from feedback.errors import SupportTriageError
 from feedback.tables import utc_now
 from ui.browser_time import time_tag
@@ -42,6 +43,12 @@ SHOW_ANSWER_JS = """() => {
   if (window.matchMedia("(max-width: 768px)").matches)
     document.querySelector("#result")?.scrollIntoView({block: "start"});
 }"""
+# How often an open page asks how the first start is going: the bar moves smoothly, and
+# Classify unlocks within a second of the model going live.
+PROGRESS_SECONDS = 1.0
+# Shown in place of a category for a message that is no support request (off_topic.py).
+NOT_A_REQUEST = "not a support request"
+BAR = "aria-label='First start progress' style='display: block; width: 100%'"
 
 
 @dataclass(frozen=True)
@@ -64,16 +71,55 @@ def quote(text: str) -> str:
     return f"“{head}…”" if head != " ".join(words) else f"“{head}”"
 
 
+def category(result: PredictionResult) -> dict[str, float] | str:
+    """The Category box: no category at all for a message that is no support request."""
+    return NOT_A_REQUEST if result.off_topic else result.scores
+
+
 def details(result: PredictionResult, low_confidence_share: float) -> str:
     text = f"Answered in {result.latency_ms:.1f} ms."
+    if result.off_topic:
+        return (f"{icon('warning')} **This does not look like a support request** (a greeting, "
+                "thanks or small talk?), so no category is given. If it is one, use **Wrong** "
+                "and pick its category. " + text)
     if result.intents:
         text += " Closest intents: " + ", ".join(
             f"{name.replace('_', ' ')} {share:.0%}" for name, share in result.intents.items()) + "."
     if result.low_confidence:
-        text = (f"{icon('warning')} **Not sure** (confidence {result.confidence:.0%}, below "
-                f"{low_confidence_share:.0%}): read the message yourself, and use **Wrong** to "
-                f"pick the right category if this one is wrong. " + text)
+        text = (f"{icon('warning')} **Not sure: low confidence — please check** (confidence "
+                f"{result.confidence:.0%}, below {low_confidence_share:.0%}): read the message "
+                f"yourself, and use **Wrong** to pick the right category if this one is wrong. "
+                + text)
     return text
+
+
+def duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+
+
+def first_start_progress(status: StartupStatus) -> str:
+    """The first start's stage as a progress bar with elapsed time and an estimate (no bar
+    value while waiting for another process: nobody here knows how far it is)."""
+    if status.fraction is None:
+        bar, numbers = f"<progress {BAR}></progress>", ""
+    else:
+        percent = round(status.fraction * 100)
+        bar = f"<progress max='100' value='{percent}' {BAR}>{percent} %</progress>"
+        numbers = f" · {percent} % · {duration(status.elapsed_s or 0)} elapsed"
+        if status.remaining_s is not None:
+            numbers += f" · about {duration(max(status.remaining_s, 1))} left"
+    stage = html.escape(status.stage or "Preparing")
+    return (f"<div role='status'><strong>First start: preparing the model.</strong> Classify "
+            f"unlocks as soon as it is live.{bar}<div>{stage}{numbers}</div></div>")
+
+
+def first_start_view(status: StartupStatus) -> tuple[Any, ...]:
+    """(status text, progress, Classify button, timer) for the start-up state: Classify
+    waits while the first model is prepared, and is ready to press once one is live."""
+    preparing = status.state == "preparing"
+    return (status.message,
+            gr.HTML(first_start_progress(status) if preparing else "", visible=preparing),
+            gr.Button(interactive=not preparing), gr.Timer(active=preparing))
 
 
 def thumbs(verdict: str | None) -> tuple[Any, Any]:
@@ -84,8 +130,11 @@ def thumbs(verdict: str | None) -> tuple[Any, Any]:
 
 def build_classify_tab(service: PredictionService, startup: Startup, guard: UiGuard) -> None:
     """Lay out the Classify tab inside the current gr.Blocks context."""
-    status = gr.Markdown(startup.status.message, elem_id="model-status")
-    timer = gr.Timer(2.0, active=startup.status.state == "preparing")
+    first = startup.status
+    status = gr.Markdown(first.message, elem_id="model-status")
+    progress = gr.HTML(first_start_progress(first), visible=first.state == "preparing",
+                       elem_id="first-start-progress")
+    timer = gr.Timer(PROGRESS_SECONDS, active=first.state == "preparing")
     shown = gr.State(None)
     with gr.Row():
         with gr.Column(scale=3):
@@ -93,7 +142,8 @@ def build_classify_tab(service: PredictionService, startup: Startup, guard: UiGu
                                  placeholder="Paste the customer's message here "
                                              "(Ctrl+Enter or ⌘+Enter classifies)")
             gr.Examples(EXAMPLES, inputs=[message], label="Example messages")
-            classify = gr.Button("Classify", variant="primary", elem_id="classify")
+            classify = gr.Button("Classify", variant="primary", elem_id="classify",
+                                 interactive=first.state != "preparing")
         with gr.Column(scale=2):
             result = gr.Label(label="Category", num_top_classes=10, elem_id="result")
             with gr.Row():
@@ -116,9 +166,8 @@ def build_classify_tab(service: PredictionService, startup: Startup, guard: UiGu
     agent = guard.handler(Role.AGENT, "classify messages")
 
     @agent
-    def poll_status() -> tuple[str, gr.Timer]:
-        current = startup.status
-        return current.message, gr.Timer(active=current.state == "preparing")
+    def poll_status() -> tuple[Any, ...]:
+        return first_start_view(startup.status)
 
     @agent
     def run_classify(text: str) -> tuple[Any, ...]:
@@ -127,8 +176,9 @@ def build_classify_tab(service: PredictionService, startup: Startup, guard: UiGu
         except SupportTriageError as exc:
             raise gr.Error(str(exc), title="Message not classified",
                            print_exception=False) from None
-        answer = Shown(r.request_id, text, r.label, tuple(r.scores))
-        return (r.scores, str(r.model_version), r.request_id,
+        answer = Shown(r.request_id, text, NOT_A_REQUEST if r.off_topic else r.label,
+                       tuple(r.scores))
+        return (category(r), str(r.model_version), r.request_id,
                 details(r, service.settings.low_confidence), answer)
 
     @agent
@@ -179,7 +229,9 @@ def build_classify_tab(service: PredictionService, startup: Startup, guard: UiGu
 
     rate_outputs = [correct, saved, shown, thumbs_up, thumbs_down]
     private = {"api_visibility": "private"}
-    timer.tick(poll_status, outputs=[status, timer], **private)
+    # On every page load too: a page opened after the start-up needs no tick to unlock.
+    timer.tick(poll_status, outputs=[status, progress, classify, timer], **private)
+    gr.on(None, poll_status, outputs=[status, progress, classify, timer], **private)
     event = classify.click(run_classify, inputs=[message],
                            outputs=[result, version, request_id, info, shown],
                            api_name="classify", concurrency_limit=CLASSIFY_CONCURRENCY,
