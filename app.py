@@ -42,6 +42,7 @@ from ui.guard import UiGuard
 from ui.layout import PAGE_JS, build_ui, storage_notice
 from ui.sessions import expire_idle_sessions
 from ui.sign_in import build_sign_in_router
+from ui.theme import PAGE_CSS, THEME
 from ui.traffic import GradioCallCheck, UiRateLimit
 
 log = logging.getLogger("support_triage")
@@ -132,7 +133,8 @@ def create_app(settings: Settings) -> tuple[FastAPI, Startup]:
     api.state.log_writer = log_writer
     api.state.work = work
     app = gr.mount_gradio_app(api, blocks, path="/", run_history=False, footer_links=["api"],
-                              show_error=True, js=PAGE_JS)
+                              show_error=True, js=PAGE_JS, theme=THEME,
+                              css=PAGE_CSS)
     return app, startup
 
 

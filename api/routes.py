@@ -65,7 +65,7 @@ KEYED = (400, 401, 413, 422, 429, 503)
 def _prediction(r: PredictionResult) -> PredictResponse:
     return PredictResponse(request_id=r.request_id, label=r.label, confidence=r.confidence,
                            scores=r.scores, model_version=r.model_version,
-                           latency_ms=r.latency_ms)
+                           latency_ms=r.latency_ms, verdict=r.verdict)
 
 
 def build_api_router(service: PredictionService, settings: Settings) -> APIRouter:

@@ -42,6 +42,10 @@ class PredictResponse(BaseModel):
     scores: dict[str, float] = Field(description="Every category's probability, highest first")
     model_version: int
     latency_ms: float
+    verdict: Literal["confident", "unsure", "off_topic"] = Field(
+        description="How far to trust `label`: `off_topic` when the message does not look "
+        "like a support request (a greeting, thanks, small talk), `unsure` below the "
+        "LOW_CONFIDENCE setting (a person should check), else `confident`")
 
 
 class BatchRequest(Strict):

@@ -77,12 +77,13 @@ class GateReport:
         }
 
 
-def format_checklist(checklist: dict[str, Any]) -> str:
-    """Markdown lines: one ✅/❌ per check with its detail."""
+def format_checklist(checklist: dict[str, Any], marks: tuple[str, str] = ("✅", "❌")) -> str:
+    """Markdown lines: one mark (passed, failed) per check with its detail; the web page
+    passes its own marks, drawn without an emoji font."""
     lines = [f"**Readiness gate: {'passed' if checklist['passed'] else 'FAILED'}**"
              + (f" (compared with live version {checklist['against_live_version']})"
                 if checklist.get("against_live_version") else "")]
-    lines += [f"- {'✅' if c['passed'] else '❌'} **{c['name']}**: {c['detail']}"
+    lines += [f"- {marks[0] if c['passed'] else marks[1]} **{c['name']}**: {c['detail']}"
               for c in checklist["checks"]]
     return "\n".join(lines)
 

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from classifier.off_topic import OFF_TOPIC_REASON, detector
 from classifier.profile import message_signals
 from classifier.rollup import predict_with_intents
 from classifier.serving import LoadedModel, ModelCache, ModelUnavailableError
@@ -88,6 +89,14 @@ class PredictionResult:
     low_confidence: bool
     # The most likely fine labels of a model that answers in categories (else empty).
     intents: dict[str, float] = field(default_factory=dict)
+    # Not a support request at all (a greeting, thanks, small talk): see off_topic.py.
+    off_topic: bool = False
+
+    @property
+    def verdict(self) -> str:
+        """How far to trust `label`: "off_topic" (not a support request), "unsure" (below
+        LOW_CONFIDENCE: a person should check) or "confident"."""
+        return "off_topic" if self.off_topic else "unsure" if self.low_confidence else "confident"
 
 
 class PredictionService:
@@ -241,7 +250,8 @@ class PredictionService:
             return
         share = (time.perf_counter() - start) / len(group) if per_message_share else None
         classes = [str(c) for c in model.pipeline.classes_]
-        for r, proba, intents in zip(group, probabilities, closest, strict=True):
+        off_topic = detector().flag([r.stored or "" for r in group])
+        for r, proba, intents, off in zip(group, probabilities, closest, off_topic, strict=True):
             scores = dict(sorted(((c, round(float(p), 6)) for c, p in zip(
                 classes, proba, strict=True)), key=lambda kv: kv[1], reverse=True))
             label, confidence = next(iter(scores.items()))
@@ -252,12 +262,12 @@ class PredictionService:
                        if model.vocabulary is not None else {})
             r.record = PredictionRecord(
                 request_id=r.request_id, created_at=utc_now(), source=r.source, status="ok",
-                reason=None, text=stored, text_chars=r.chars, label=label,
-                confidence=confidence, scores=scores, model_version=model.version,
+                reason=OFF_TOPIC_REASON if off else None, text=stored, text_chars=r.chars,
+                label=label, confidence=confidence, scores=scores, model_version=model.version,
                 latency_ms=latency_ms, **signals)
             r.outcome = PredictionResult(r.request_id, label, confidence, scores, model.version,
                                          latency_ms, confidence < self.settings.low_confidence,
-                                         {k: round(v, 6) for k, v in intents.items()})
+                                         {k: round(v, 6) for k, v in intents.items()}, off)
 
     def rate(self, request_id: str, verdict: str, *, correct_label: str | None = None,
              comment: str | None = None) -> FeedbackRecord:

@@ -70,6 +70,9 @@ class ModelCache:
         self._revision: int | None = None
         self._checked_at = float("-inf")
         self.last_error: str | None = None
+        # Set by the start-up while this process prepares its first model: what to tell a
+        # caller instead of the advice to train one by hand (see startup.py).
+        self.preparing: str | None = None
 
     def current(self) -> LoadedModel:
         """The live model; raises ModelUnavailableError if none could ever be loaded."""
@@ -82,7 +85,7 @@ class ModelCache:
                     self.refresh()
         if self._live is None:
             raise ModelUnavailableError(
-                self.last_error or "No model is live yet. Train one with "
+                self.last_error or self.preparing or "No model is live yet. Train one with "
                 "`python -m classifier train --data FILE.csv --promote`, or restart the app "
                 "to train the default model."
             )

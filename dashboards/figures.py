@@ -18,6 +18,11 @@ EVENT_LABELS = {"promote": "promoted v{}", "canary_start": "canary v{}",
 # A rate from fewer ratings than this swings on one click: the bucket is left as a gap.
 MIN_RATINGS_PER_POINT = 5
 Event = tuple[datetime, str, int | None]
+# Plotly's tool bar covers the top 30 px or so of a chart, right-aligned: the title sits on
+# the left under that band, so on a phone-wide chart the two never overlap.
+TITLE_PLACE = {"x": 0, "xref": "paper", "xanchor": "left", "y": 1, "yref": "container",
+               "yanchor": "top", "pad": {"t": 32}}
+TOP_MARGIN_PX = 72
 
 
 def _time_axis(fig: go.Figure, window: Window) -> go.Figure:
@@ -27,8 +32,8 @@ def _time_axis(fig: go.Figure, window: Window) -> go.Figure:
 
 
 def _layout(fig: go.Figure, title: str, y_title: str, **extra: object) -> go.Figure:
-    fig.update_layout(title={"text": title}, yaxis={"title": {"text": y_title}},
-                      margin={"l": 50, "r": 20, "t": 50, "b": 40}, height=320,
+    fig.update_layout(title={"text": title, **TITLE_PLACE}, yaxis={"title": {"text": y_title}},
+                      margin={"l": 50, "r": 20, "t": TOP_MARGIN_PX, "b": 40}, height=320,
                       legend={"orientation": "h", "y": -0.2}, **extra)
     return fig
 

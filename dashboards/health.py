@@ -1,52 +1,54 @@
 """The upper half of the Monitoring tab: open alerts, drift, per-version comparison, and the
-messages worth a human look. Returns display-ready rows; figures live in monitoring.py."""
+messages worth a human look. Returns display-ready rows (times as datetimes in UTC, for the
+page to show in its reader's zone); figures live in monitoring.py."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 
 from dashboards import queries
 from dashboards.alerts import list_open_alerts
 from dashboards.drift import DriftReport, measure_drift
 from dashboards.figures import percent_text as _pct
 from dashboards.figures import percentile_from_histogram
+from feedback.alert_store import AlertRecord
 from feedback.db import session_scope
 from feedback.settings import Settings
 
 FLAGGED_LIMIT = 20
 VERSION_COLUMNS = ["version", "requests", "rejected / failed", "thumbs-up rate",
                    "latency p95 (ms)", "mean confidence"]
-FLAGGED_COLUMNS = ["when (UTC)", "version", "predicted", "confidence", "rating",
+FLAGGED_COLUMNS = ["when", "version", "predicted", "confidence", "rating",
                    "correct category", "message (redacted)"]
 TERM_COLUMNS = ["term", "messages", "vs training"]
+NOT_JUDGED = "not judged"  # drift_status when there was too little traffic to say
 
 
 @dataclass(frozen=True)
 class HealthView:
     alerts: str
+    open_alerts: int
     drift: str
+    drift_status: str
     terms: list[list[object]]
     versions: list[list[object]]
     flagged: list[list[object]]
 
 
-def alerts_markdown(settings: Settings) -> str:
-    alerts = list_open_alerts(settings)
+def alerts_markdown(alerts: list[AlertRecord]) -> str:
     if not alerts:
-        return "✅ **No open alerts.**"
-    lines = [f"🚨 **{len(alerts)} open alert(s)**"]
+        return "**No open alerts.**"
+    lines = [f"**{len(alerts)} open alert(s)**"]
     lines += [f"- **{a.rule}** since {a.opened_at:%Y-%m-%d %H:%M} UTC: {a.message}  \n"
               f"  *Check first:* {a.advice}" for a in alerts]
     return "\n".join(lines)
 
 
 def drift_markdown(report: DriftReport, last_n: int) -> str:
-    if not report.judged:  # a green tick here would claim a check that never ran
-        return "\n".join(["⏳ **Drift: not enough data**",
+    if not report.judged:  # "Drift: ok" here would claim a check that never ran
+        return "\n".join(["**Drift: not enough data**",
                           *(f"- {reason}" for reason in report.reasons)])
-    icon = {"ok": "✅", "watch": "👀", "drift": "⚠️"}[report.status]
-    head = (f"{icon} **Drift: {report.status}** — newest {report.n} answered requests of "
+    head = (f"**Drift: {report.status}** — newest {report.n} answered requests of "
             f"version {report.version} (up to {last_n}) against its training profile")
     return "\n".join([head, *(f"- {reason}" for reason in report.reasons)])
 
@@ -54,6 +56,7 @@ def drift_markdown(report: DriftReport, last_n: int) -> str:
 def load_health(settings: Settings, window: queries.Window) -> HealthView:
     """Everything above the charts, for the chosen window."""
     report = measure_drift(settings, window, last_n=settings.drift_window_requests)
+    alerts = list_open_alerts(settings)
     with session_scope(settings) as session:
         totals = queries.version_totals(session=session, window=window)
         ratings = {v: (up, down) for v, up, down in
@@ -73,16 +76,15 @@ def load_health(settings: Settings, window: queries.Window) -> HealthView:
             round(percentile_from_histogram(t.latency_bins, 95), 2) if t.latency_bins else "–",
             round(t.sum_confidence / answered, 3) if answered else "–"])
     return HealthView(
-        alerts=alerts_markdown(settings),
+        alerts=alerts_markdown(alerts),
+        open_alerts=len(alerts),
         drift=drift_markdown(report, settings.drift_window_requests),
+        drift_status=report.status if report.judged else NOT_JUDGED,
         terms=[[term, n, note] for term, n, note in report.top_terms],
         versions=version_rows,
-        flagged=[[_when(m.created_at), m.model_version, m.label,
+        flagged=[[m.created_at, m.model_version, m.label,
                   round(m.confidence, 3) if m.confidence is not None else "–",
-                  {"up": "👍", "down": "👎"}.get(m.verdict or "", ""), m.correct_label or "",
+                  {"up": "thumbs up", "down": "thumbs down"}.get(m.verdict or "", ""),
+                  m.correct_label or "",
                   m.text or ""] for m in flagged],
     )
-
-
-def _when(moment: datetime) -> str:
-    return f"{moment:%Y-%m-%d %H:%M:%S}"

@@ -199,10 +199,9 @@ class Server:
         return self.log_path.read_text(errors="replace")
 
 
-def start_server(data_dir: Path, log_path: Path, extra_env: dict[str, str] | None = None,
-                 timeout: float = 120, command: list[str] | None = None) -> Server:
-    """Run `python app.py` (or `command`, from the repository root) as a user would and wait
-    until /api/v1/health says ok."""
+def launch_server(data_dir: Path, log_path: Path, extra_env: dict[str, str] | None = None,
+                  command: list[str] | None = None) -> Server:
+    """Run `python app.py` (or `command`, from the repository root) as a user would."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ENV_SETTINGS}
     env.update({"DATA_DIR": str(data_dir), "GRADIO_SERVER_PORT": str(port),
@@ -210,19 +209,31 @@ def start_server(data_dir: Path, log_path: Path, extra_env: dict[str, str] | Non
     log_file = log_path.open("wb")
     process = subprocess.Popen(command or [sys.executable, "app.py"], cwd=ROOT, env=env,
                                stdout=log_file, stderr=subprocess.STDOUT)
-    server = Server(f"http://127.0.0.1:{port}", data_dir, process, log_path)
+    return Server(f"http://127.0.0.1:{port}", data_dir, process, log_path)
+
+
+def wait_until(server: Server, path: str, timeout: float) -> None:
+    """Wait until `path` answers 200; stops the server and raises if it never does."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if process.poll() is not None:
+        if server.process.poll() is not None:
             raise RuntimeError(f"app.py exited early:\n{server.log()}")
         try:
-            if httpx.get(f"{server.url}/api/v1/health", timeout=2).status_code == 200:
-                return server
+            if httpx.get(f"{server.url}{path}", timeout=2).status_code == 200:
+                return
         except httpx.HTTPError:
             pass
         time.sleep(0.5)
     stop_server(server)
-    raise RuntimeError(f"app.py did not become healthy in {timeout}s:\n{server.log()}")
+    raise RuntimeError(f"app.py did not answer {path} in {timeout}s:\n{server.log()}")
+
+
+def start_server(data_dir: Path, log_path: Path, extra_env: dict[str, str] | None = None,
+                 timeout: float = 120, command: list[str] | None = None) -> Server:
+    """Run `python app.py` (or `command`) and wait until /api/v1/health says ok."""
+    server = launch_server(data_dir, log_path, extra_env, command)
+    wait_until(server, "/api/v1/health", timeout)
+    return server
 
 
 def stop_server(server: Server) -> None:

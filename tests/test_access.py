@@ -352,7 +352,7 @@ def test_lifecycle_actions_record_the_signed_in_person(live_sqlite_settings: Set
         (b"cookie", f"{SIGN_IN_COOKIE}={token}".encode())]})
     *_, pending, _outcome = clicked("action-canary")(candidate, request=request)
     done = clicked("action-confirm")(pending, 10, "try it", request=request)
-    assert done[-1].startswith("✅") and f"by **{ADMIN}**" in done[-1]
+    assert "st-icon-ok" in done[-1] and f"by **{ADMIN}**" in done[-1]
     anonymous = Request({"type": "http", "headers": []})
     with pytest.raises(gr.Error, match="Sign in as admin"):
         clicked("action-confirm")(pending, 10, "again", request=anonymous)

@@ -61,7 +61,7 @@ def test_predict_answers_and_logs_one_redacted_api_row(live_settings: Settings) 
     assert response.status_code == 200, response.text
     body = response.json()
     assert set(body) == {"request_id", "label", "confidence", "scores", "model_version",
-                         "latency_ms"}
+                         "latency_ms", "verdict"}
     assert body["label"] == next(iter(body["scores"]))
     assert body["confidence"] == max(body["scores"].values())
     assert abs(sum(body["scores"].values()) - 1) < 1e-3
@@ -72,6 +72,21 @@ def test_predict_answers_and_logs_one_redacted_api_row(live_settings: Settings) 
     assert row["model_version"] == body["model_version"] and row["label"] == body["label"]
     assert "[CARD]" in row["text"] and "[EMAIL]" in row["text"]
     assert "4111" not in row["text"] and "jane.doe" not in row["text"]
+
+
+@pytest.mark.parametrize(("message", "verdict"), [
+    ("hello", "off_topic"),
+    ("thanks a lot!", "off_topic"),
+    (MESSAGE, "confident"),
+])
+def test_predict_says_when_a_message_is_no_support_request(
+        client: TestClient, settings_of: Settings, message: str, verdict: str) -> None:
+    body = client.post("/api/v1/predict", json={"text": message}, headers=AUTH).json()
+    assert body["verdict"] == verdict
+    assert body["label"] in body["scores"]  # the old fields keep their meaning
+    row = last_row(settings_of)
+    assert (row["status"], row["label"]) == ("ok", body["label"])
+    assert (row["reason"] is not None) == (verdict == "off_topic")
 
 
 @pytest.mark.parametrize(("message", "code"), [

@@ -62,7 +62,7 @@ def check(client: TestClient, settings_: Settings, content: bytes,
     body: Any = response.json()
     if response.status_code == 200:
         assert set(body) == {"request_id", "label", "confidence", "scores", "model_version",
-                             "latency_ms"}
+                             "latency_ms", "verdict"}
     else:
         assert isinstance(body["error"]["code"], str) and body["error"]["message"]
         assert "Traceback" not in response.text and len(response.content) < 2000

@@ -1,5 +1,11 @@
 """First start on an empty data folder: the app trains the default model by itself, answers
-health checks with 503 'preparing' (never 500) meanwhile, then serves the new live version."""
+health checks with 503 'preparing' (never 500) meanwhile, then serves the new live version.
+
+Meanwhile two browsers, a wide and a phone screen, watch the Classify tab: the button waits
+behind a progress bar with an estimate (and REST answers 503, asking to wait, not to train
+by hand or restart); once the model is live the button unlocks by itself, without a reload,
+and classifies. One first start serves every check: a second one in parallel would slow
+both past the readiness gate's latency limit on two cores."""
 
 from __future__ import annotations
 
@@ -14,9 +20,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import ENV_SETTINGS, ROOT, start_server, stop_server
+from conftest import ENV_SETTINGS, ROOT, launch_server, start_server, stop_server, wait_until
+from test_browser import TIMEOUT_MS, browser  # noqa: F401 - fixture
+
+playwright_sync = pytest.importorskip("playwright.sync_api")
+expect = playwright_sync.expect
 
 PORT_LINE = re.compile(r"Support Triage on (http://[\w.\-]+:\d+)")
+VIEWPORTS = {"desktop": {"width": 1366, "height": 900}, "phone": {"width": 390, "height": 844}}
+MESSAGE = "I was charged twice for the same coffee this morning, can you refund one of them?"
 
 
 class HealthWatcher(threading.Thread):
@@ -66,16 +78,65 @@ def models_json(data_dir: Path) -> list[dict[str, object]]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def open_pages(browser, url: str) -> dict[str, object]:  # type: ignore[no-untyped-def]  # noqa: F811
+    """The app in a fresh browser context per viewport."""
+    pages = {}
+    for name, viewport in VIEWPORTS.items():
+        page = browser.new_context(viewport=viewport).new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(url, wait_until="domcontentloaded")
+        pages[name] = page
+    return pages
+
+
+def check_classify_waits(pages: dict[str, object], url: str) -> None:
+    """While the model trains: Classify disabled under a progress bar with an estimate; REST
+    says 503 with Retry-After and asks to wait."""
+    for page in pages.values():
+        progress = page.locator("#first-start-progress")  # type: ignore[attr-defined]
+        expect(progress).to_contain_text("First start: preparing the model")
+        expect(progress).to_contain_text(re.compile(r"\d+ % · \d+ s elapsed · about \d+ "
+                                                    r"(s|min) left"))
+        expect(progress.locator("progress")).to_be_visible()
+        expect(page.locator("#classify")).to_be_disabled()  # type: ignore[attr-defined]
+    answer = httpx.post(f"{url}/api/v1/predict", json={"text": MESSAGE}, timeout=30)
+    assert answer.status_code == 503, answer.text
+    assert int(answer.headers["Retry-After"]) > 0
+    assert "preparing its first model" in answer.json()["error"]["message"]
+    assert "python -m classifier train" not in answer.text
+
+
+def check_classify_unlocks(pages: dict[str, object]) -> None:
+    """Once live, without a reload: Classify enabled, the bar gone, a message classified."""
+    for page in pages.values():
+        expect(page.locator("#classify")).to_be_enabled()  # type: ignore[attr-defined]
+        expect(page.locator("#first-start-progress")).to_be_hidden()  # type: ignore[attr-defined]
+        expect(page.locator("#model-status")).to_have_text(  # type: ignore[attr-defined]
+            "Model version 1 is live.")
+        page.locator("#message textarea").fill(MESSAGE)  # type: ignore[attr-defined]
+        page.locator("#classify").click()  # type: ignore[attr-defined]
+        expect(page.locator(  # type: ignore[attr-defined]
+            "#result [data-testid='label-output-value']")).to_have_text("billing")
+
+
 @pytest.mark.slow
-def test_first_start_trains_the_default_model(tmp_path: Path) -> None:
+@pytest.mark.browser
+def test_first_start_trains_the_default_model(
+        browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
     data_dir = tmp_path / "empty"
     log_path = tmp_path / "first-start.log"
     assert not data_dir.exists()
     watcher = HealthWatcher(log_path, timeout=180)
     watcher.start()
     started = time.monotonic()
-    server = start_server(data_dir, log_path, timeout=180)
+    server = launch_server(data_dir, log_path)
+    pages: dict[str, object] = {}
     try:
+        wait_until(server, "/api/v1/health/live", timeout=60)
+        pages.update(open_pages(browser, server.url))
+        check_classify_waits(pages, server.url)
+        wait_until(server, "/api/v1/health", timeout=180)
+        check_classify_unlocks(pages)
         watcher.join(timeout=30)
         elapsed = time.monotonic() - started
         log = server.log()
@@ -123,6 +184,8 @@ def test_first_start_trains_the_default_model(tmp_path: Path) -> None:
         assert "Quantization parameters" not in log  # the quantiser's chatter is kept out
     finally:
         watcher.stop.set()
+        for page in pages.values():
+            page.context.close()  # type: ignore[attr-defined]
         stop_server(server)
 
     # A second start finds the live version and does not train again.

@@ -14,6 +14,7 @@ from classifier.service import PredictionService
 from classifier.validation import RejectedInputError
 from dashboards import queries
 from dashboards.figures import percentile_from_histogram
+from dashboards.health import NOT_JUDGED, load_health
 from dashboards.monitoring import FIGURE_NAMES, load_monitoring
 from dashboards.queries import LATENCY_EDGES_MS, make_window
 from feedback.db import session_scope
@@ -284,6 +285,9 @@ def test_load_monitoring_on_an_empty_database(settings: Settings) -> None:
     assert "ratings: none yet" in view.summary
     assert "latency p95 – (no answered requests)" in view.summary  # not "≈ 0.0 ms"
     assert view.query_ms >= 0
+    health = load_health(settings, DAY)
+    assert health.drift_status == NOT_JUDGED  # shown with the pending icon, not the green one
+    assert health.drift.startswith("**Drift: not enough data**")
 
 
 def test_load_monitoring_on_a_filled_database(filled: Settings) -> None:

@@ -130,7 +130,7 @@ def test_keys_decide_and_the_next_message_loads(browser, workbench_server: Serve
         expect_on_card(page, accepted[0])
         expect(card).to_contain_text("please refund the double charge")
         expect(card).to_contain_text(f"suggested: {accepted[2]} (the rater's correction)")
-        expect(card).to_contain_text(re.compile(r"Why it is here: rated 👎 by the user"))
+        expect(card).to_contain_text(re.compile(r"Why it is here: rated thumbs-down by the user"))
         expect(card).to_contain_text(f"Decisions are recorded as {REVIEWER}")
         queue = page.locator("#review-queue")
         expect(queue).to_contain_text(corrected[0][:8])

@@ -12,6 +12,7 @@ from classifier.service import PredictionService
 from feedback.errors import SupportTriageError
 from ui.downloads import scratch_folder
 from ui.guard import UiGuard
+from ui.icons import icon
 
 
 def build_batch_tab(service: PredictionService, guard: UiGuard) -> None:
@@ -61,7 +62,7 @@ def build_batch_tab(service: PredictionService, guard: UiGuard) -> None:
                                                                       unit="rows"))
         except SupportTriageError as exc:
             raise gr.Error(str(exc), title="Batch not run", print_exception=False) from None
-        return f"✅ {done.describe()}", str(done.out_path)
+        return f"{icon('ok')} {done.describe()}", str(done.out_path)
 
     upload.upload(show_columns, inputs=[upload], outputs=[column], api_visibility="private")
     upload.clear(show_columns, inputs=[upload], outputs=[column], api_visibility="private")

@@ -8,6 +8,7 @@ this session was shown, for the text still on screen.
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -15,10 +16,13 @@ import gradio as gr
 
 from classifier.access import Role
 from classifier.service import PredictionResult, PredictionService
-from classifier.startup import Startup
+from classifier.startup import Startup, StartupStatus
 from feedback.errors import SupportTriageError
 from feedback.tables import utc_now
+from ui.browser_time import time_tag
 from ui.guard import UiGuard
+from ui.icons import icon
+from ui.ids import COPY_ID_JS, id_tag
 
 EXAMPLES = [
     "I was charged twice for the same coffee this morning, can you refund one of them?",
@@ -28,12 +32,23 @@ EXAMPLES = [
     "Which currencies can I hold in my account?",
     "My card was declined at the supermarket even though I have money.",
 ]
-VERDICT_WORDS = {"up": "👍 right", "down": "👎 wrong"}
+VERDICT_WORDS = {"up": f"{icon('up')} right", "down": f"{icon('down')} wrong"}
 QUOTE_WORDS = 8  # how much of the message a confirmation quotes
 QUOTE_CHARS = 60
 # Classify calls served at once: the model takes a few ms of CPU, so more would only queue
 # inside the interpreter instead of in Gradio's queue, where waiting is visible.
 CLASSIFY_CONCURRENCY = 8
+# On a phone the answer lands below the message box and the examples: bring it into view.
+SHOW_ANSWER_JS = """() => {
+  if (window.matchMedia("(max-width: 768px)").matches)
+    document.querySelector("#result")?.scrollIntoView({block: "start"});
+}"""
+# How often an open page asks how the first start is going: the bar moves smoothly, and
+# Classify unlocks within a second of the model going live.
+PROGRESS_SECONDS = 1.0
+# Shown in place of a category for a message that is no support request (off_topic.py).
+NOT_A_REQUEST = "not a support request"
+BAR = "aria-label='First start progress' style='display: block; width: 100%'"
 
 
 @dataclass(frozen=True)
@@ -56,16 +71,55 @@ def quote(text: str) -> str:
     return f"“{head}…”" if head != " ".join(words) else f"“{head}”"
 
 
+def category(result: PredictionResult) -> dict[str, float] | str:
+    """The Category box: no category at all for a message that is no support request."""
+    return NOT_A_REQUEST if result.off_topic else result.scores
+
+
 def details(result: PredictionResult, low_confidence_share: float) -> str:
     text = f"Answered in {result.latency_ms:.1f} ms."
+    if result.off_topic:
+        return (f"{icon('warning')} **This does not look like a support request** (a greeting, "
+                "thanks or small talk?), so no category is given. If it is one, use **Wrong** "
+                "and pick its category. " + text)
     if result.intents:
         text += " Closest intents: " + ", ".join(
             f"{name.replace('_', ' ')} {share:.0%}" for name, share in result.intents.items()) + "."
     if result.low_confidence:
-        text = (f"⚠️ **Not sure** (confidence {result.confidence:.0%}, below "
-                f"{low_confidence_share:.0%}): read the message yourself, and use 👎 to pick "
-                f"the right category if this one is wrong. " + text)
+        text = (f"{icon('warning')} **Not sure: low confidence — please check** (confidence "
+                f"{result.confidence:.0%}, below {low_confidence_share:.0%}): read the message "
+                f"yourself, and use **Wrong** to pick the right category if this one is wrong. "
+                + text)
     return text
+
+
+def duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+
+
+def first_start_progress(status: StartupStatus) -> str:
+    """The first start's stage as a progress bar with elapsed time and an estimate (no bar
+    value while waiting for another process: nobody here knows how far it is)."""
+    if status.fraction is None:
+        bar, numbers = f"<progress {BAR}></progress>", ""
+    else:
+        percent = round(status.fraction * 100)
+        bar = f"<progress max='100' value='{percent}' {BAR}>{percent} %</progress>"
+        numbers = f" · {percent} % · {duration(status.elapsed_s or 0)} elapsed"
+        if status.remaining_s is not None:
+            numbers += f" · about {duration(max(status.remaining_s, 1))} left"
+    stage = html.escape(status.stage or "Preparing")
+    return (f"<div role='status'><strong>First start: preparing the model.</strong> Classify "
+            f"unlocks as soon as it is live.{bar}<div>{stage}{numbers}</div></div>")
+
+
+def first_start_view(status: StartupStatus) -> tuple[Any, ...]:
+    """(status text, progress, Classify button, timer) for the start-up state: Classify
+    waits while the first model is prepared, and is ready to press once one is live."""
+    preparing = status.state == "preparing"
+    return (status.message,
+            gr.HTML(first_start_progress(status) if preparing else "", visible=preparing),
+            gr.Button(interactive=not preparing), gr.Timer(active=preparing))
 
 
 def thumbs(verdict: str | None) -> tuple[Any, Any]:
@@ -76,8 +130,11 @@ def thumbs(verdict: str | None) -> tuple[Any, Any]:
 
 def build_classify_tab(service: PredictionService, startup: Startup, guard: UiGuard) -> None:
     """Lay out the Classify tab inside the current gr.Blocks context."""
-    status = gr.Markdown(startup.status.message, elem_id="model-status")
-    timer = gr.Timer(2.0, active=startup.status.state == "preparing")
+    first = startup.status
+    status = gr.Markdown(first.message, elem_id="model-status")
+    progress = gr.HTML(first_start_progress(first), visible=first.state == "preparing",
+                       elem_id="first-start-progress")
+    timer = gr.Timer(PROGRESS_SECONDS, active=first.state == "preparing")
     shown = gr.State(None)
     with gr.Row():
         with gr.Column(scale=3):
@@ -85,19 +142,23 @@ def build_classify_tab(service: PredictionService, startup: Startup, guard: UiGu
                                  placeholder="Paste the customer's message here "
                                              "(Ctrl+Enter or ⌘+Enter classifies)")
             gr.Examples(EXAMPLES, inputs=[message], label="Example messages")
-            classify = gr.Button("Classify", variant="primary", elem_id="classify")
+            classify = gr.Button("Classify", variant="primary", elem_id="classify",
+                                 interactive=first.state != "preparing")
         with gr.Column(scale=2):
             result = gr.Label(label="Category", num_top_classes=10, elem_id="result")
             with gr.Row():
                 version = gr.Textbox(label="Model version", interactive=False, elem_id="version")
-                request_id = gr.Textbox(label="Request id", interactive=False,
-                                        elem_id="request-id")
+                # The full id is the /classify API's output; people see it short.
+                request_id = gr.Textbox(visible="hidden", elem_id="request-id")
+                id_shown = gr.HTML(label="Request id", show_label=True, container=True,
+                                   padding=True, elem_id="request-id-shown",
+                                   js_on_load=COPY_ID_JS)
             info = gr.Markdown(elem_id="details")
             with gr.Group(visible=False) as rating:
                 question = gr.Markdown(elem_id="rating-question")
                 with gr.Row():
-                    thumbs_up = gr.Button("👍 Right", elem_id="thumbs-up")
-                    thumbs_down = gr.Button("👎 Wrong", elem_id="thumbs-down")
+                    thumbs_up = gr.Button("Right", elem_id="thumbs-up")
+                    thumbs_down = gr.Button("Wrong", elem_id="thumbs-down")
                 correct = gr.Dropdown(label="Correct category", visible=False,
                                       elem_id="correct-category")
                 saved = gr.Markdown(elem_id="rating-saved")
@@ -105,9 +166,8 @@ def build_classify_tab(service: PredictionService, startup: Startup, guard: UiGu
     agent = guard.handler(Role.AGENT, "classify messages")
 
     @agent
-    def poll_status() -> tuple[str, gr.Timer]:
-        current = startup.status
-        return current.message, gr.Timer(active=current.state == "preparing")
+    def poll_status() -> tuple[Any, ...]:
+        return first_start_view(startup.status)
 
     @agent
     def run_classify(text: str) -> tuple[Any, ...]:
@@ -116,8 +176,9 @@ def build_classify_tab(service: PredictionService, startup: Startup, guard: UiGu
         except SupportTriageError as exc:
             raise gr.Error(str(exc), title="Message not classified",
                            print_exception=False) from None
-        answer = Shown(r.request_id, text, r.label, tuple(r.scores))
-        return (r.scores, str(r.model_version), r.request_id,
+        answer = Shown(r.request_id, text, NOT_A_REQUEST if r.off_topic else r.label,
+                       tuple(r.scores))
+        return (category(r), str(r.model_version), r.request_id,
                 details(r, service.settings.low_confidence), answer)
 
     @agent
@@ -127,6 +188,10 @@ def build_classify_tab(service: PredictionService, startup: Startup, guard: UiGu
         others = sorted(label for label in answer.labels if label != answer.label)
         return (gr.Group(visible=True), gr.Dropdown(choices=others, value=None, visible=False),
                 f"Was **{answer.label}** right for {quote(answer.text)}?", "", *thumbs(None))
+
+    @agent
+    def show_id(full_id: str) -> str:
+        return id_tag(full_id) if full_id else ""
 
     @agent
     def clear_result() -> tuple[Any, ...]:
@@ -149,9 +214,8 @@ def build_classify_tab(service: PredictionService, startup: Startup, guard: UiGu
         if record.correct_label:
             what += f", correct category: **{record.correct_label}**"
         verb = "Rating changed" if record.changed else "Rating saved"
-        at = f"{utc_now():%H:%M:%S} UTC"
         return (gr.Dropdown(visible=verdict == "down"),
-                f"✅ {verb} at {at} for {quote(answer.text)}: {what}.",
+                f"{icon('ok')} {verb} at {time_tag(utc_now())} for {quote(answer.text)}: {what}.",
                 replace(answer, verdict=verdict), *thumbs(verdict))
 
     @agent
@@ -165,7 +229,9 @@ def build_classify_tab(service: PredictionService, startup: Startup, guard: UiGu
 
     rate_outputs = [correct, saved, shown, thumbs_up, thumbs_down]
     private = {"api_visibility": "private"}
-    timer.tick(poll_status, outputs=[status, timer], **private)
+    # On every page load too: a page opened after the start-up needs no tick to unlock.
+    timer.tick(poll_status, outputs=[status, progress, classify, timer], **private)
+    gr.on(None, poll_status, outputs=[status, progress, classify, timer], **private)
     event = classify.click(run_classify, inputs=[message],
                            outputs=[result, version, request_id, info, shown],
                            api_name="classify", concurrency_limit=CLASSIFY_CONCURRENCY,
@@ -174,6 +240,8 @@ def build_classify_tab(service: PredictionService, startup: Startup, guard: UiGu
                            "the request id (rate it with POST /api/v1/feedback).")
     event.success(show_rating, inputs=[shown],
                   outputs=[rating, correct, question, saved, thumbs_up, thumbs_down], **private)
+    event.success(None, js=SHOW_ANSWER_JS, **private)
+    request_id.change(show_id, inputs=[request_id], outputs=[id_shown], **private)
     event.failure(clear_result, outputs=[result, version, request_id, info, rating, shown],
                   **private)
     # Any edit (typing, pasting, an example) makes the answer on screen stale.

@@ -20,6 +20,7 @@ from ui.batch_tab import build_batch_tab
 from ui.browser_time import LOCAL_TIMES_JS
 from ui.classify_tab import build_classify_tab
 from ui.guard import UiGuard
+from ui.icons import icon
 from ui.models_tab import build_models_tab
 from ui.monitoring_tab import build_monitoring_tab
 from ui.review_tab import build_review_tab
@@ -47,9 +48,7 @@ HANDLER_CONCURRENCY = 4
 
 def storage_notice(storage: StorageInfo) -> str:
     text = f"Data is stored in: {storage.location}."
-    if not storage.persistent:
-        text = f"⚠️ {text} {storage.advice}"
-    return text
+    return text if storage.persistent else f"{text} {storage.advice}"
 
 
 def who_is_here(caller: Caller, hugging_face: bool) -> str:
@@ -89,7 +88,7 @@ def build_ui(service: PredictionService, startup: Startup, storage: StorageInfo,
             if guard.policy.hugging_face_sign_in:
                 gr.LoginButton(scale=0)  # Gradio adds the Hugging Face OAuth routes for it
         notice = gr.Markdown(visible=False, elem_id="storage-notice")
-        with gr.Tabs():
+        with gr.Tabs(overflow_behavior="wrap"):  # every tab in sight on a phone too
             with gr.Tab("Classify", id="classify"):
                 build_classify_tab(service, startup, guard)
             with gr.Tab("Batch", id="batch"):
@@ -107,13 +106,16 @@ def build_ui(service: PredictionService, startup: Startup, storage: StorageInfo,
 
         @guard.handler(Role.AGENT, "use the app")
         def on_load(caller: Caller) -> list[Any]:
-            operator = caller.role >= Role.REVIEWER  # where data lives is not for everyone
+            operator = caller.role >= Role.ADMIN  # where data lives is not for everyone
+            where = storage_notice(storage) if operator else ""
+            if where and not storage.persistent:
+                where = f"{icon('warning')} {where}"
             updates: list[Any] = [who_is_here(caller, guard.policy.hugging_face_sign_in),
-                                  gr.Markdown(storage_notice(storage) if operator else "",
-                                              visible=operator)]
+                                  gr.Markdown(where, visible=operator)]
             for needed, action, _notice, _body in locks:
                 reason = guard.policy.refusal(caller, needed, action)
-                updates += [gr.Markdown(f"🔒 {reason}" if reason else "", visible=bool(reason)),
+                locked = f"{icon('lock')} {reason}" if reason else ""
+                updates += [gr.Markdown(locked, visible=bool(reason)),
                             gr.Column(visible=not reason)]
             return updates
 

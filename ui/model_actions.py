@@ -38,10 +38,12 @@ from classifier.registry import (
 from feedback.errors import SupportTriageError
 from feedback.settings import Settings
 from ui.guard import UiGuard
+from ui.icons import icon
 
 ACT_AS = "promote, roll back, start canaries or reject versions"
 ACTIONS = (START_CANARY, PROMOTE, STOP_CANARY, ROLLBACK, REJECT)  # left to right
-GATE = {True: "gate ✅ passed", False: "gate ❌ failed", None: "gate not run"}
+GATE = {True: f"{icon('ok')} gate passed", False: f"{icon('error')} gate failed",
+        None: "gate not run"}
 
 
 @dataclass(frozen=True)
@@ -156,7 +158,7 @@ class ActionPanel:
                     *[gr.Button(visible=False)] * len(self.buttons), None]
         valid = lifecycle.valid_actions(info, view) if refusal is None else ()
         heading = (f"#### Version {info.version} · {info.status} · {GATE[info.gate_passed]}\n"
-                   + (f"⚠️ {refusal}" if refusal else _note(info, view, valid)))
+                   + (f"{icon('warning')} {refusal}" if refusal else _note(info, view, valid)))
         return [gr.Radio(choices=choices, value=info.version), heading,
                 *[gr.Button(button_label(a, info, view), visible=True) if a in valid
                   else gr.Button(visible=False) for a in self.buttons], info.version]
@@ -214,12 +216,12 @@ def wire_action_panel(panel: ActionPanel, settings: Settings,
             try:
                 view = lifecycle.overview(settings)
             except SupportTriageError as exc:
-                return [*[gr.skip()] * 6, f"❌ {exc}"]
+                return [*[gr.skip()] * 6, f"{icon('error')} {exc}"]
             info = view.find(version)
             if info is None or action not in lifecycle.valid_actions(info, view):
                 return [gr.Column(visible=False), "", gr.skip(), gr.skip(), gr.skip(), None,
-                        f"❌ That action is no longer possible for version {version}: press "
-                        "Refresh to see the versions as they are now."]
+                        f"{icon('error')} That action is no longer possible for version "
+                        f"{version}: press Refresh to see the versions as they are now."]
             needed = action in REASON_REQUIRED
             return [gr.Column(visible=True), question(action, info, view),
                     gr.Slider(visible=action == START_CANARY),
@@ -253,7 +255,8 @@ def wire_action_panel(panel: ActionPanel, settings: Settings,
     @guard.handler(Role.ADMIN, ACT_AS)
     def confirm(pending: Pending | None, share: float, reason: str, caller: Caller) -> list[Any]:
         if pending is None:
-            return [gr.skip(), gr.skip(), "❌ Nothing to confirm: press an action first."]
+            return [gr.skip(), gr.skip(),
+                    f"{icon('error')} Nothing to confirm: press an action first."]
         try:
             why = lifecycle.require_reason(pending.action, pending.version, reason)
             if lifecycle.deployment_revision(settings) != pending.revision:
@@ -261,8 +264,8 @@ def wire_action_panel(panel: ActionPanel, settings: Settings,
                                      "nothing was changed. Check the versions and try again.")
             done = _run(settings, pending, int(share), why, caller.label)
         except SupportTriageError as exc:
-            return [gr.skip(), gr.skip(), f"❌ {exc}"]
-        return [*panel.close(), f"✅ {done} Recorded as done by **{caller.label}**."]
+            return [gr.skip(), gr.skip(), f"{icon('error')} {exc}"]
+        return [*panel.close(), f"{icon('ok')} {done} Recorded as done by **{caller.label}**."]
 
     return panel.confirm.click(confirm, inputs=[panel.pending, panel.share, panel.reason],
                                outputs=[*panel.closed, panel.outcome], **private)

@@ -18,12 +18,14 @@ from dashboards.figures import reliability_figure
 from feedback.errors import SupportTriageError
 from feedback.settings import Settings
 from ui.guard import UiGuard
+from ui.icons import icon
 from ui.model_actions import ACT_AS, build_action_panel, wire_action_panel
 
 VERSION_COLUMNS = ["version", "status", "created (UTC)", "model", "accuracy", "macro-F1",
                    "ECE", "gate", "labels", "taxonomy"]
 EVENT_COLUMNS = ["when (UTC)", "action", "version", "from", "to", "by", "reason"]
-GATE = {True: "✅ passed", False: "❌ failed", None: "not run"}
+GATE = {True: "passed", False: "failed", None: "not run"}
+GATE_MARKS = (icon("ok", "passed"), icon("error", "failed"))
 # About seven rows: the action panel stays right below the row a person picked.
 VERSIONS_PX = 300
 DETAILS_PX = 340  # narrower, the per-class table no longer fits
@@ -65,7 +67,7 @@ def describe_version(v: ModelVersionInfo) -> str:
               "", "| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
     lines += [f"| {c} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | "
               f"{m['support']} |" for c, m in list(r["per_class"].items())[:80]]
-    lines += ["", format_checklist(v.gate) if v.gate else "Readiness gate not run yet."]
+    lines += ["", format_checklist(v.gate, GATE_MARKS) if v.gate else "Readiness gate not run yet."]
     return "\n".join(lines)
 
 

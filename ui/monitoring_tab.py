@@ -8,12 +8,25 @@ from typing import Any
 import gradio as gr
 
 from classifier.access import Role
-from dashboards.health import FLAGGED_COLUMNS, TERM_COLUMNS, VERSION_COLUMNS, load_health
+from dashboards.health import (
+    FLAGGED_COLUMNS,
+    NOT_JUDGED,
+    TERM_COLUMNS,
+    VERSION_COLUMNS,
+    load_health,
+)
 from dashboards.monitoring import FIGURE_NAMES, load_monitoring
 from dashboards.queries import WINDOWS, make_window
 from feedback.errors import SupportTriageError
 from feedback.settings import Settings
+from ui.browser_time import time_tag
 from ui.guard import UiGuard
+from ui.icons import icon
+
+DRIFT_ICONS = {"ok": "ok", "watch": "watch", "drift": "warning", NOT_JUDGED: "pending"}
+# A chart narrower than this (two side by side on a phone) has no room for its title and
+# Plotly's tool bar: rows wrap instead.
+PLOT_MIN_PX = 340
 
 
 def build_monitoring_tab(settings: Settings, tab: gr.Tab, guard: UiGuard) -> None:
@@ -35,10 +48,10 @@ def build_monitoring_tab(settings: Settings, tab: gr.Tab, guard: UiGuard) -> Non
     plots = []
     for first in range(0, len(FIGURE_NAMES), 2):
         with gr.Row():
-            plots += [gr.Plot(elem_id=f"plot-{name}", show_label=False)
+            plots += [gr.Plot(elem_id=f"plot-{name}", show_label=False, min_width=PLOT_MIN_PX)
                       for name in FIGURE_NAMES[first:first + 2]]
     flagged = gr.Dataframe(headers=FLAGGED_COLUMNS, interactive=False, wrap=True,
-                           elem_id="flagged",
+                           elem_id="flagged", datatype=["html", *["str"] * 6],
                            label="Recent low-confidence and thumbs-down messages")
 
     @guard.handler(Role.REVIEWER, "see monitoring", quiet=True)
@@ -52,8 +65,11 @@ def build_monitoring_tab(settings: Settings, tab: gr.Tab, guard: UiGuard) -> Non
         except KeyError:
             raise gr.Error(f"Unknown time window {window_name!r}.",
                            print_exception=False) from None
-        return [health.alerts, view.summary, health.drift, health.terms, health.versions,
-                *(view.figures[name] for name in FIGURE_NAMES), health.flagged]
+        alerts = f"{icon('alert' if health.open_alerts else 'ok')} {health.alerts}"
+        drift = f"{icon(DRIFT_ICONS[health.drift_status])} {health.drift}"
+        flagged_rows = [[time_tag(when), *rest] for when, *rest in health.flagged]
+        return [alerts, view.summary, drift, health.terms, health.versions,
+                *(view.figures[name] for name in FIGURE_NAMES), flagged_rows]
 
     outputs = [alerts, summary, drift, terms, versions, *plots, flagged]
     for trigger in (refresh.click, window.change, tab.select):

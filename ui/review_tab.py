@@ -23,12 +23,12 @@ from feedback.settings import Settings
 from ui.browser_time import time_tag
 from ui.downloads import scratch_folder
 from ui.guard import UiGuard
+from ui.icons import icon
+from ui.ids import COPY_ID_JS, SHORT_ID
 from ui.review_view import (
     CARD_CSS,
-    CARD_JS,
     QUEUE_CSS,
     QUEUE_JS,
-    SHORT_ID,
     card_html,
     category_choices,
     queue_html,
@@ -43,14 +43,14 @@ DELTA_COLUMNS = ["set", "category", "support", "live recall", "challenger recall
 EXAMPLE_COLUMNS = ["set", "message", "right category", "live said", "challenger said"]
 DEFAULT_SHOWN = 50
 POLL_SECONDS = 2.0
-STATE_ICON = {"queued": "⏳", "running": "⚙️", "succeeded": "✅", "failed": "❌"}
+STATE_ICON = {"queued": "pending", "running": "running", "succeeded": "ok", "failed": "error"}
 
 
 def describe_job(job: RetrainJobInfo | None) -> str:
     if job is None:
         return "No retrain has run yet."
-    text = (f"{STATE_ICON.get(job.state, '')} **Retrain job {job.id}: {job.state}** (started "
-            f"by {job.actor}, {time_tag(job.started_at)})")
+    text = (f"{icon(STATE_ICON.get(job.state, 'running'))} **Retrain job {job.id}: {job.state}** "
+            f"(started by {job.actor}, {time_tag(job.started_at)})")
     if job.state in ("queued", "running"):
         text += f"\n\n{job.progress}"
     if job.error:
@@ -116,14 +116,14 @@ def build_review_tab(settings: Settings, tab: gr.Tab, guard: UiGuard) -> None:
         pending = gr.Markdown(elem_id="review-pending")
         refresh = gr.Button("Refresh", scale=0, min_width=90, size="sm",
                             elem_id="review-refresh")
-    card = gr.HTML(elem_id="review-card", js_on_load=CARD_JS, css_template=CARD_CSS)
+    card = gr.HTML(elem_id="review-card", js_on_load=COPY_ID_JS, css_template=CARD_CSS)
     category = gr.Radio([], label="Category: press its number", elem_id="review-category")
     with gr.Row():
-        accept = gr.Button("✅ Accept suggestion  [A]", variant="primary", interactive=False,
+        accept = gr.Button("Accept suggestion  [A]", variant="primary", interactive=False,
                            elem_id="review-accept")
-        correct = gr.Button("✏️ Correct to category  [C / Enter]", interactive=False,
+        correct = gr.Button("Correct to category  [C / Enter]", interactive=False,
                             elem_id="review-correct")
-        discard = gr.Button("🗑️ Discard  [D]", interactive=False, elem_id="review-discard")
+        discard = gr.Button("Discard  [D]", interactive=False, elem_id="review-discard")
     outcome = gr.Markdown(elem_id="review-outcome")
     gr.Markdown("**Accept** stores the suggested category (the rater's correction, else the "
                 "model's answer), **Correct** the category you pick, **Discard** keeps the "
@@ -240,7 +240,7 @@ def build_review_tab(settings: Settings, tab: gr.Tab, guard: UiGuard) -> None:
         try:
             item = review.get_item(settings, ids[row])  # type: ignore[index]
         except SupportTriageError as exc:
-            return [f"❌ {exc}", *[gr.skip()] * 6]
+            return [f"{icon('error')} {exc}", *[gr.skip()] * 6]
         return ["", *show_card(item, caller.label), item.request_id]
 
     def decide(decision: str) -> Any:
@@ -256,12 +256,12 @@ def build_review_tab(settings: Settings, tab: gr.Tab, guard: UiGuard) -> None:
                 record = review.review(settings, rid, decision, label, reviewer=caller.label,
                                        pending_only=True)
             except ConflictError as exc:
-                message = f"⚠️ {exc} Here is the next one."
+                message = f"{icon('warning')} {exc} Here is the next one."
             except SupportTriageError as exc:
-                message, onwards = f"❌ {exc}", [rid or ""]  # stay on the message
+                message, onwards = f"{icon('error')} {exc}", [rid or ""]  # stay on the message
             else:
                 what = f" as **{record.label}**" if record.label else ""
-                message = (f"✅ {record.decision.capitalize()}{what}: request "
+                message = (f"{icon('ok')} {record.decision.capitalize()}{what}: request "
                            f"{record.request_id[:SHORT_ID]}.")
             return [message, *workbench(why, label_filter, version, shown, onwards,
                                          caller.label)]
@@ -287,8 +287,8 @@ def build_review_tab(settings: Settings, tab: gr.Tab, guard: UiGuard) -> None:
         try:
             result = review.import_reviews_csv(settings, path, reviewer=caller.label)
         except SupportTriageError as exc:
-            return f"❌ {exc}"
-        lines = [("⚠️ " if result.errors else "✅ ") + result.describe()]
+            return f"{icon('error')} {exc}"
+        lines = [icon("warning" if result.errors else "ok") + " " + result.describe()]
         lines += [f"- line {e.line} ({e.request_id or 'no request id'}): {e.message}"
                   for e in result.errors[:20]]
         if len(result.errors) > 20:
@@ -298,13 +298,14 @@ def build_review_tab(settings: Settings, tab: gr.Tab, guard: UiGuard) -> None:
     @reviewer_panel
     def poll(caller: Caller) -> list[Any]:
         refusal = guard.policy.refusal(caller, Role.ADMIN, retrain_as)
-        heading = "#### Retrain from reviewed feedback" + (f"\n⚠️ {refusal}" if refusal else "")
+        heading = "#### Retrain from reviewed feedback" + (
+            f"\n{icon('warning')} {refusal}" if refusal else "")
         try:
             job = latest_job(settings)
             report = get_report(settings, job.version) if job and job.version else None
             snapshots = review.list_feedback_datasets(settings)
         except SupportTriageError as exc:
-            return [f"❌ {exc}", gr.Timer(active=False), *[gr.skip()] * 7]
+            return [f"{icon('error')} {exc}", gr.Timer(active=False), *[gr.skip()] * 7]
         views = report_views(report.report if report else None,
                              report.version if report else None)
         return [describe_job(job), gr.Timer(active=bool(job and job.active)), *views,
@@ -315,8 +316,9 @@ def build_review_tab(settings: Settings, tab: gr.Tab, guard: UiGuard) -> None:
         try:
             launch_retrain(settings, actor=caller.label)
         except SupportTriageError as exc:
-            return [f"❌ {exc}", gr.Timer(active=False)]
-        return ["⏳ Retrain queued; it runs in the background and this panel follows it.",
+            return [f"{icon('error')} {exc}", gr.Timer(active=False)]
+        return [f"{icon('pending')} Retrain queued; it runs in the background and this panel "
+                "follows it.",
                 gr.Timer(active=True)]
 
     retrain_outputs = [job_status, timer, report_md, deltas, now_right, now_wrong,

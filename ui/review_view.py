@@ -12,13 +12,13 @@ from datetime import datetime
 
 from classifier.review import QueueItem
 from ui.browser_time import time_tag
+from ui.ids import SHORT_ID, id_tag
 
-SHORT_ID = 8  # characters of a request id shown; the full id stays one copy away
 LIST_TEXT_CHARS = 300  # the list shows two lines of a message; the card shows all of it
 # One phrase per reason code of the queue (feedback.review_store.ReviewCandidate.reasons).
-REASON_WORDS = {"thumbs_down": "rated 👎 by the user",
+REASON_WORDS = {"thumbs_down": "rated thumbs-down by the user",
                 "low_confidence": "low confidence ({confidence:.2f})",
-                "thumbs_up": "rated 👍 by the user"}
+                "thumbs_up": "rated thumbs-up by the user"}
 
 
 def reasons_in_words(item: QueueItem) -> str:
@@ -32,7 +32,7 @@ def _received(item: QueueItem) -> str:
 
 def _suggestion(item: QueueItem) -> str:
     if item.suggested_label is None:
-        return "no suggestion (👎 without a category): correct it or discard it"
+        return "no suggestion (thumbs-down without a category): correct it or discard it"
     if item.verdict == "down":
         return f"<b>{html.escape(item.suggested_label)}</b> (the rater's correction)"
     return f"<b>{html.escape(item.suggested_label)}</b> (the model's answer)"
@@ -42,15 +42,11 @@ def card_html(item: QueueItem | None, reviewer: str) -> str:
     """The message under review, in full, with what the model said and why it is here."""
     who = f"Decisions are recorded as <b>{html.escape(reviewer)}</b>."
     if item is None:
-        return (f'<div class="rv-card rv-empty"><p>Nothing waits for review here. 🎉</p>'
+        return (f'<div class="rv-card rv-empty"><p>Nothing waits for review here.</p>'
                 f'<p class="rv-meta">{who}</p></div>')
-    rid = html.escape(item.request_id)
     version = "" if item.model_version is None else f" · model version {item.model_version}"
     return f"""<div class="rv-card">
-<p class="rv-meta">Received {_received(item)} · request
-<span class="rv-id" title="{rid}">{rid}</span>
-<button type="button" class="rv-copy" data-copy="{rid}" title="Copy the full request id">copy
-</button>{version}</p>
+<p class="rv-meta">Received {_received(item)} · request {id_tag(item.request_id)}{version}</p>
 <blockquote class="rv-text">{html.escape(item.text)}</blockquote>
 <p>Model said <b>{html.escape(item.predicted_label)}</b> ({item.confidence:.2f})
 · suggested: {_suggestion(item)}</p>
@@ -87,13 +83,6 @@ def category_choices(labels: list[str]) -> list[tuple[str, str]]:
             for n, label in enumerate(labels, start=1)]
 
 
-CARD_JS = """
-element.addEventListener("click", (event) => {
-  const copy = event.target.closest("[data-copy]");
-  if (!copy) return;
-  navigator.clipboard?.writeText(copy.dataset.copy).then(() => { copy.textContent = "copied"; });
-});
-"""
 QUEUE_JS = """
 element.addEventListener("click", (event) => {
   const row = event.target.closest("[data-row]");
@@ -109,10 +98,6 @@ CARD_CSS = """
 .rv-text { white-space: pre-wrap; overflow-wrap: anywhere; font-size: 1.1rem;
   margin: .5rem 0; padding-left: .8rem; border-left: 4px solid var(--color-accent); }
 .rv-meta, .rv-meta * { color: var(--body-text-color-subdued); font-size: .9rem; }
-.rv-id { display: inline-block; max-width: 8ch; overflow: hidden; white-space: nowrap;
-  vertical-align: bottom; font-family: var(--font-mono); }
-.rv-copy { font-size: .8rem; padding: 0 .4rem; border: 1px solid var(--border-color-primary);
-  border-radius: 4px; cursor: pointer; }
 """
 QUEUE_CSS = """
 .rq { list-style: none; margin: 0; padding: 0; max-height: 28rem; overflow-y: auto; }
