@@ -44,6 +44,14 @@ def alerts_markdown(alerts: list[AlertRecord]) -> str:
     return "\n".join(lines)
 
 
+def alert_badge_markdown(alerts: list[AlertRecord]) -> str:
+    """One line naming the open alerts, for the badge above the tabs; empty when none."""
+    if not alerts:
+        return ""
+    rules = ", ".join(sorted({a.rule for a in alerts}))
+    return f"**{len(alerts)} open alert(s):** {rules} · details on the Monitoring tab"
+
+
 def drift_markdown(report: DriftReport, last_n: int) -> str:
     if not report.judged:  # "Drift: ok" here would claim a check that never ran
         return "\n".join(["**Drift: not enough data**",

@@ -24,6 +24,8 @@ from ui.guard import UiGuard
 from ui.icons import icon
 
 DRIFT_ICONS = {"ok": "ok", "watch": "watch", "drift": "warning", NOT_JUDGED: "pending"}
+# Often enough to watch a rollout, rarely enough that an open tab is not a load on the log.
+AUTO_REFRESH_SECONDS = 60
 # A chart narrower than this (two side by side on a phone) has no room for its title and
 # Plotly's tool bar: rows wrap instead.
 PLOT_MIN_PX = 340
@@ -36,6 +38,9 @@ def build_monitoring_tab(settings: Settings, tab: gr.Tab, guard: UiGuard) -> Non
         window = gr.Radio(list(WINDOWS), value="Last 24 hours", label="Time window",
                           elem_id="window")
         refresh = gr.Button("Refresh", elem_id="refresh", scale=0)
+        auto = gr.Checkbox(value=False, label=f"Auto-refresh every {AUTO_REFRESH_SECONDS} s",
+                           elem_id="auto-refresh", scale=0)
+    ticker = gr.Timer(AUTO_REFRESH_SECONDS, active=False)
     summary = gr.Markdown(elem_id="monitoring-summary")
     with gr.Row():
         with gr.Column(scale=3):
@@ -71,6 +76,14 @@ def build_monitoring_tab(settings: Settings, tab: gr.Tab, guard: UiGuard) -> Non
         return [alerts, view.summary, drift, health.terms, health.versions,
                 *(view.figures[name] for name in FIGURE_NAMES), flagged_rows]
 
+    @guard.handler(Role.REVIEWER, "see monitoring", quiet=True)
+    def switch_auto_refresh(on: bool) -> Any:
+        return gr.Timer(active=on)
+
     outputs = [alerts, summary, drift, terms, versions, *plots, flagged]
     for trigger in (refresh.click, window.change, tab.select):
         trigger(render, inputs=[window], outputs=outputs, api_visibility="private")
+    # No spinners over the charts once a minute: the new figures simply replace the old.
+    ticker.tick(render, inputs=[window], outputs=outputs, api_visibility="private",
+                show_progress="hidden")
+    auto.change(switch_auto_refresh, inputs=[auto], outputs=[ticker], api_visibility="private")
