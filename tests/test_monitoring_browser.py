@@ -16,8 +16,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from conftest import Server, add_account, make_settings, sign_in, start_server, stop_server
+from gradio_queue import call_fn, dependencies
 from test_browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS
 
 from classifier import registry
@@ -26,6 +28,7 @@ from feedback.db import dispose_engines, session_scope
 from feedback.settings import Settings
 from feedback.store import PredictionRecord, log_prediction, record_feedback
 from feedback.tables import ModelEvent, utc_now
+from ui.guard import SIGN_IN_COOKIE
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 Page = playwright_sync.Page
@@ -163,3 +166,22 @@ def test_an_anonymous_visitor_sees_no_badge(page: Page,
     expect(page.locator("#signed-in")).to_contain_text("Not signed in")
     expect(page.locator("#alert-badge")).to_be_hidden()
     assert "error_rate" not in page.content()
+
+
+@pytest.mark.parametrize("signed_in", [False, True], ids=["anonymous", "reviewer"])
+def test_the_badge_handler_checks_its_caller(monitoring_server: tuple[Server, int],
+                                             signed_in: bool) -> None:
+    """Called directly by fn_index, as an outsider can: the alert reaches a reviewer only."""
+    server, _ = monitoring_server
+    cookies = {}
+    if signed_in:
+        answer = httpx.post(f"{server.url}/sign-in", timeout=30, data={
+            "username": REVIEWER, "password": REVIEWER_PASSWORD})
+        cookies = {SIGN_IN_COOKIE: answer.cookies[SIGN_IN_COOKIE]}
+    with httpx.Client(base_url=server.url, timeout=30, cookies=cookies) as client:
+        deps, _ = dependencies(client)
+        for name in ("refresh_alert_badge", "render"):
+            dep = next(d for d in deps if d["api_name"] == name)
+            outcome = call_fn(client, dep["id"], [] if name != "render" else ["Last 24 hours"])
+            assert outcome.success, outcome.output
+            assert ("error_rate" in outcome.text) is signed_in, (name, outcome.text[:300])
