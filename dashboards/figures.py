@@ -198,7 +198,7 @@ def feedback_figure(rows: Sequence[tuple[int, int, int]]) -> go.Figure:
 def thumbs_trend_figure(rows: Sequence[tuple[datetime, int, int, int]],
                         window: Window) -> go.Figure:
     """Percent of ratings that are thumbs-up, per bucket and model version; buckets with
-    fewer than MIN_RATINGS_PER_POINT ratings are gaps (their counts stay in the hover)."""
+    fewer than MIN_RATINGS_PER_POINT ratings are left as gaps rather than drawn as 0 or 100 %."""
     title = "Thumbs-up rate over time"
     if not rows:
         fig = _empty(title)

@@ -57,7 +57,7 @@ def test_thumbs_trend_leaves_thin_buckets_as_gaps() -> None:
                                        (second, 2, 3, 3)], window)
     shown = {t.name: list(t.y) for t in fig.data}
     assert shown == {"v1": [80.0, None], "v2": [50.0]}
-    assert list(fig.data[0].customdata[1]) == [1, 0]  # the thin bucket's counts, on hover
+    assert list(fig.data[0].customdata[1]) == [1, 0]  # the thin bucket's counts are kept
 
 
 def test_no_markers_on_an_empty_chart() -> None:
