@@ -24,9 +24,6 @@ expect = playwright_sync.expect
 pytestmark = pytest.mark.browser
 
 AXE = ROOT / "tests" / "js" / "node_modules" / "axe-core" / "axe.min.js"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update"]
 TIMEOUT_MS = 30_000
 ADMIN_TOKEN = "accessibility-test-admin-token"
 DESKTOP = {"width": 1366, "height": 900}
@@ -50,15 +47,11 @@ def app(trained_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     stop_server(server)
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
+@pytest.fixture(scope="module", autouse=True)
+def axe_installed() -> None:
     if not AXE.exists():  # as with Chromium: a hint on a developer's machine, a failure in CI
         (pytest.fail if os.environ.get("CI") else pytest.skip)(
             "needs axe-core: npm ci --prefix tests/js")
-    with playwright_sync.sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 def open_page(browser, app: Server, viewport: dict[str, int],  # type: ignore[no-untyped-def]

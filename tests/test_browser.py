@@ -24,20 +24,11 @@ expect = playwright_sync.expect
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update"]
 TIMEOUT_MS = 30_000
 CATEGORIES = ("account", "billing", "cancellation", "general question", "technical issue")
 MESSAGE = "I was charged twice for the same coffee this morning, can you refund one of them?"
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with playwright_sync.sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture

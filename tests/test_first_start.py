@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import ENV_SETTINGS, ROOT, launch_server, start_server, stop_server, wait_until
-from test_browser import TIMEOUT_MS, browser  # noqa: F401 - fixture
+from test_browser import TIMEOUT_MS
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 expect = playwright_sync.expect

@@ -27,7 +27,7 @@ from conftest import (
     stop_server,
 )
 from gradio_queue import call_fn, dependencies
-from test_browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS
+from test_browser import TIMEOUT_MS
 
 from classifier import lifecycle
 from classifier.access import ADMIN_TOKEN_NAME
@@ -62,12 +62,6 @@ def db(models_server: Server) -> Settings:
     return make_settings(models_server.data_dir)
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with playwright_sync.sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture(params=list(VIEWPORTS))

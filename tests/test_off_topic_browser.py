@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 from conftest import Server
-from test_browser import MESSAGE, TIMEOUT_MS, browser  # noqa: F401 - fixture
+from test_browser import MESSAGE, TIMEOUT_MS
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 Page = playwright_sync.Page

@@ -16,8 +16,16 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from feedback.tables import RetrainJob, Review
-from tests.conftest import Server, add_account, sign_in, start_server, stop_server
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS
+from tests.conftest import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    Server,
+    add_account,
+    sign_in,
+    start_server,
+    stop_server,
+)
+from tests.test_browser import TIMEOUT_MS
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 Page = playwright_sync.Page
@@ -74,7 +82,7 @@ def rated(admin_server: Server) -> dict[str, str]:
 @pytest.fixture
 def page(admin_server: Server) -> Iterator[Page]:
     with playwright_sync.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         context = browser.new_context(viewport={"width": 1400, "height": 1200})
         page = context.new_page()
         page.set_default_timeout(TIMEOUT_MS)

@@ -21,7 +21,7 @@ from conftest import Server, add_account, make_settings, sign_in, start_server, 
 from gradio_queue import call_fn, dependencies
 from sqlalchemy import select
 from test_access import GUARDED_TABLES, snapshot
-from test_browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, db_session
+from test_browser import TIMEOUT_MS, db_session
 
 from classifier import review
 from feedback.db import dispose_engines
@@ -53,12 +53,6 @@ def workbench_server(trained_data_dir: Path, tmp_path_factory: pytest.TempPathFa
     stop_server(running)
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with playwright_sync.sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 def rate_down(server: Server, texts: list[str]) -> list[tuple[str, str, str]]:
