@@ -20,7 +20,7 @@ import httpx
 import pytest
 from conftest import Server, add_account, make_settings, sign_in, start_server, stop_server
 from gradio_queue import call_fn, dependencies
-from test_browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS
+from test_browser import TIMEOUT_MS
 
 from classifier import registry
 from feedback import alert_store
@@ -81,14 +81,6 @@ def monitoring_server(trained_data_dir: Path, tmp_path_factory: pytest.TempPathF
         "ALERT_CHECK_SECONDS": "3600", "UI_RATE_LIMIT_PER_MINUTE": "0"})
     yield running, live
     stop_server(running)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with playwright_sync.sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture(params=list(VIEWPORTS))
