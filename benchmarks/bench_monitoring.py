@@ -5,9 +5,9 @@ with labels, confidences and latencies, 3 % rejected, 2 % error; about 5 % of th
 rated), then times, for every window of dashboards.queries.WINDOWS:
 
 * load     dashboards.monitoring.load_monitoring(settings, window): the SQL aggregates plus
-           building the six Plotly figures (what the tab's callback does);
+           building every Plotly figure (what the tab's callback does);
 * query    the SQL part of it alone (MonitoringView.query_ms);
-* to_json  fig.to_json() of the six figures, a proxy for what Gradio serialises to the page;
+* to_json  fig.to_json() of every figure, a proxy for what Gradio serialises to the page;
 * health   dashboards.health.load_health: open alerts, drift, per-version table, flagged
            messages (the panels above the charts).
 
@@ -291,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         setup["first_load_ms"] = round((time.perf_counter() - start) * 1000, 1)
         results = [measure(settings, name, args.runs) for name in WINDOWS]
         print(f"medians of {args.runs} runs; load = SQL aggregates + Plotly figures "
-              f"(load_monitoring), to_json = fig.to_json() of the six figures, "
+              f"(load_monitoring), to_json = fig.to_json() of every figure, "
               f"points = time buckets in the requests chart\n")
         print_table(results)
         print(f"\nsummary for {results[-1]['window']}: {results[-1]['summary']}")

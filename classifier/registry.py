@@ -255,6 +255,22 @@ def list_events(*, session: Session, limit: int = 50) -> list[dict[str, Any]]:
             for e in rows]
 
 
+# Registry changes that alter what serves: the Monitoring charts mark them in time.
+DEPLOYMENT_ACTIONS = ("promote", "canary_start", "rollback")
+
+
+def deployment_events(*, session: Session, start: datetime,
+                      end: datetime) -> list[tuple[datetime, str, int | None]]:
+    """(when, action, version) of promotions, canary starts and rollbacks in [start, end),
+    oldest first; for a rollback, the version is the one that went live again."""
+    rows = session.execute(
+        select(ModelEvent.created_at, ModelEvent.action, ModelEvent.version)
+        .where(ModelEvent.action.in_(DEPLOYMENT_ACTIONS), ModelEvent.created_at >= start,
+               ModelEvent.created_at < end)
+        .order_by(ModelEvent.id))
+    return [(when, action, version) for when, action, version in rows]
+
+
 def canary_started(*, session: Session, version: int) -> tuple[datetime, str] | None:
     """(when, by whom) the latest canary of `version` was started; None if it never was."""
     row = session.execute(

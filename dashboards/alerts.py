@@ -150,6 +150,20 @@ def traffic_drop(settings: Settings, now: datetime) -> RuleResult:
                       f"mean {baseline:.0f} (limit {settings.alert_traffic_drop:.0%})", advice)
 
 
+def chart_thresholds(settings: Settings) -> dict[str, list[tuple[str, float]]]:
+    """The alert limits as lines for the Monitoring chart that shows the same measure, keyed
+    by figure name (shares in percent, as those charts show them)."""
+    up_floor = 1 - settings.alert_negative_feedback_rate
+    return {
+        "failures": [(f"error alert {settings.alert_error_rate:.0%}",
+                      100 * settings.alert_error_rate),
+                     (f"rejection alert {settings.alert_rejection_rate:.0%}",
+                      100 * settings.alert_rejection_rate)],
+        "latency": [(f"p95 alert {settings.alert_p95_ms:.0f} ms", settings.alert_p95_ms)],
+        "thumbs": [(f"alert below {up_floor:.0%} up", 100 * up_floor)],
+    }
+
+
 RULES = (error_rate, rejection_rate, latency_p95, negative_feedback, drift, traffic_drop)
 
 

@@ -13,6 +13,11 @@ from dashboards.queries import CONFIDENCE_BINS, LATENCY_EDGES_MS, Window
 
 STATUS_COLORS = {"ok": "#2a9d8f", "rejected": "#e9c46a", "error": "#e76f51"}
 PERCENTILES = (50, 95, 99)
+EVENT_LABELS = {"promote": "promoted v{}", "canary_start": "canary v{}",
+                "rollback": "rolled back to v{}"}
+# A rate from fewer ratings than this swings on one click: the bucket is left as a gap.
+MIN_RATINGS_PER_POINT = 5
+Event = tuple[datetime, str, int | None]
 # Plotly's tool bar covers the top 30 px or so of a chart, right-aligned: the title sits on
 # the left under that band, so on a phone-wide chart the two never overlap.
 TITLE_PLACE = {"x": 0, "xref": "paper", "xanchor": "left", "y": 1, "yref": "container",
@@ -54,18 +59,23 @@ def _pivot(rows: Iterable[tuple[datetime, str, int]]) -> tuple[list[datetime], S
     return sorted(times), series
 
 
+def _bars_per_bucket(times: list[datetime], series: Series, keys: Iterable[str],
+                     window: Window, colors: dict[str, str]) -> list[go.Bar]:
+    """One bar trace per key, each bar centred on its bucket and as wide as it, so a single
+    busy bucket is as visible as a full chart (an area needs two points to draw)."""
+    half = timedelta(seconds=window.bucket_seconds / 2)
+    width_ms = window.bucket_seconds * 1000 * 0.9
+    return [go.Bar(x=[t + half for t in times], y=[series[k].get(t, 0) for t in times],
+                   name=k, width=width_ms, marker_color=colors.get(k))
+            for k in keys if k in series]
+
+
 def requests_figure(rows: Sequence[tuple[datetime, str, int]], window: Window) -> go.Figure:
     title = "Requests over time"
     if not rows:
         return _empty(title)
     times, series = _pivot(rows)
-    width_ms = window.bucket_seconds * 1000 * 0.9
-    fig = go.Figure([
-        go.Bar(x=[t + timedelta(seconds=window.bucket_seconds / 2) for t in times],
-               y=[series[s].get(t, 0) for t in times], name=s, width=width_ms,
-               marker_color=STATUS_COLORS.get(s))
-        for s in STATUS_COLORS if s in series
-    ])
+    fig = go.Figure(_bars_per_bucket(times, series, STATUS_COLORS, window, STATUS_COLORS))
     return _time_axis(_layout(fig, title, "requests", barmode="stack"), window)
 
 
@@ -81,7 +91,34 @@ def failure_share_figure(rows: Sequence[tuple[datetime, str, int]],
                    name=s, mode="lines+markers", line={"color": STATUS_COLORS[s]})
         for s in ("rejected", "error")
     ])
-    return _time_axis(_layout(fig, title, "% of requests", yaxis_range=[0, 100]), window)
+    # Auto-ranged from zero: a 2 % failure share is invisible on a 0-100 % axis.
+    fig.update_yaxes(rangemode="tozero")
+    return _time_axis(_layout(fig, title, "% of requests"), window)
+
+
+def mark_events(fig: go.Figure, events: Sequence[Event]) -> go.Figure:
+    """A dotted vertical line with a short label at each promotion, canary start and
+    rollback, so a step in a chart can be read against the change that caused it."""
+    if not fig.data:  # the empty-window notice has no time axis to mark
+        return fig
+    for when, action, version in events:
+        fig.add_vline(x=when, line={"dash": "dot", "color": "#555", "width": 1})
+        # Not add_vline's annotation_text: it does arithmetic on x and fails for dates.
+        fig.add_annotation(x=when, y=1, yref="paper", text=EVENT_LABELS[action].format(version),
+                           showarrow=False, textangle=-90, xanchor="right", yanchor="top",
+                           font={"size": 10, "color": "#555"}, name="event")
+    return fig
+
+
+def mark_thresholds(fig: go.Figure, lines: Sequence[tuple[str, float]]) -> go.Figure:
+    """A dashed horizontal line at each alert limit for the measure the chart shows."""
+    if not fig.data:
+        return fig
+    for name, value in lines:
+        fig.add_hline(y=value, line={"dash": "dash", "color": "#e76f51", "width": 1},
+                      annotation_text=name, annotation_position="top left",
+                      annotation_font={"size": 10, "color": "#e76f51"})
+    return fig
 
 
 def percent_text(part: int, whole: int) -> str:
@@ -117,6 +154,8 @@ def latency_figure(rows: Sequence[tuple[datetime, int, int]], window: Window) ->
                                for t in times], name=f"p{q}", mode="lines+markers")
         for q in PERCENTILES
     ])
+    # Log scale: typical latencies (a few ms) and the alert limit (hundreds) both stay legible.
+    fig.update_yaxes(type="log")
     return _time_axis(_layout(fig, title, "milliseconds"), window)
 
 
@@ -125,12 +164,9 @@ def label_mix_figure(rows: Sequence[tuple[datetime, str, int]], window: Window) 
     if not rows:
         return _empty(title)
     times, series = _pivot(rows)
-    fig = go.Figure([
-        go.Scatter(x=times, y=[series[label].get(t, 0) for t in times], name=label,
-                   stackgroup="mix", groupnorm="percent", mode="lines")
-        for label in sorted(series)
-    ])
-    return _time_axis(_layout(fig, title, "% of answered requests"), window)
+    fig = go.Figure(_bars_per_bucket(times, series, sorted(series), window, {}))
+    return _time_axis(_layout(fig, title, "% of answered requests", barmode="stack",
+                              barnorm="percent"), window)
 
 
 def confidence_figure(rows: Sequence[tuple[int, int]]) -> go.Figure:
@@ -157,6 +193,32 @@ def feedback_figure(rows: Sequence[tuple[int, int, int]]) -> go.Figure:
         marker_color="#2a9d8f",
     ))
     return _layout(fig, title, "% thumbs up", yaxis_range=[0, 100])
+
+
+def thumbs_trend_figure(rows: Sequence[tuple[datetime, int, int, int]],
+                        window: Window) -> go.Figure:
+    """Percent of ratings that are thumbs-up, per bucket and model version; buckets with
+    fewer than MIN_RATINGS_PER_POINT ratings are left as gaps rather than drawn as 0 or 100 %."""
+    title = "Thumbs-up rate over time"
+    if not rows:
+        fig = _empty(title)
+        fig.update_annotations(text="No ratings in this window yet")
+        return fig
+    per_version: dict[int, list[tuple[datetime, int, int]]] = defaultdict(list)
+    for when, version, up, down in rows:
+        per_version[version].append((when, up, down))
+    half = timedelta(seconds=window.bucket_seconds / 2)
+    fig = go.Figure([
+        go.Scatter(x=[t + half for t, _, _ in points],
+                   y=[100 * up / (up + down) if up + down >= MIN_RATINGS_PER_POINT else None
+                      for _, up, down in points],
+                   customdata=[[up, down] for _, up, down in points], name=f"v{version}",
+                   mode="lines+markers", connectgaps=False,
+                   hovertemplate="%{y:.0f} % (%{customdata[0]} up / %{customdata[1]} down)"
+                                 f"<extra>v{version}</extra>")
+        for version, points in sorted(per_version.items())
+    ])
+    return _time_axis(_layout(fig, title, "% thumbs up", yaxis_range=[0, 105]), window)
 
 
 def reliability_figure(bins: Sequence[dict[str, float]], ece: float | None) -> go.Figure:

@@ -21,6 +21,7 @@ VERSION_COLUMNS = ["version", "requests", "rejected / failed", "thumbs-up rate",
 FLAGGED_COLUMNS = ["when", "version", "predicted", "confidence", "rating",
                    "correct category", "message (redacted)"]
 TERM_COLUMNS = ["term", "messages", "vs training"]
+NOT_JUDGED = "not judged"  # drift_status when there was too little traffic to say
 
 
 @dataclass(frozen=True)
@@ -43,11 +44,20 @@ def alerts_markdown(alerts: list[AlertRecord]) -> str:
     return "\n".join(lines)
 
 
+def alert_badge_markdown(alerts: list[AlertRecord]) -> str:
+    """One line naming the open alerts, for the badge above the tabs; empty when none."""
+    if not alerts:
+        return ""
+    rules = ", ".join(sorted({a.rule for a in alerts}))
+    return f"**{len(alerts)} open alert(s):** {rules} · details on the Monitoring tab"
+
+
 def drift_markdown(report: DriftReport, last_n: int) -> str:
+    if not report.judged:  # "Drift: ok" here would claim a check that never ran
+        return "\n".join(["**Drift: not enough data**",
+                          *(f"- {reason}" for reason in report.reasons)])
     head = (f"**Drift: {report.status}** — newest {report.n} answered requests of "
             f"version {report.version} (up to {last_n}) against its training profile")
-    if report.version is None:
-        head = f"**Drift: {report.status}**"
     return "\n".join([head, *(f"- {reason}" for reason in report.reasons)])
 
 
@@ -77,7 +87,7 @@ def load_health(settings: Settings, window: queries.Window) -> HealthView:
         alerts=alerts_markdown(alerts),
         open_alerts=len(alerts),
         drift=drift_markdown(report, settings.drift_window_requests),
-        drift_status=report.status,
+        drift_status=report.status if report.judged else NOT_JUDGED,
         terms=[[term, n, note] for term, n, note in report.top_terms],
         versions=version_rows,
         flagged=[[m.created_at, m.model_version, m.label,

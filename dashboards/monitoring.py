@@ -8,7 +8,9 @@ from datetime import datetime
 
 import plotly.graph_objects as go
 
+from classifier import registry
 from dashboards import figures, queries
+from dashboards.alerts import chart_thresholds
 from feedback.db import session_scope
 from feedback.settings import Settings
 
@@ -20,7 +22,10 @@ class MonitoringView:
     query_ms: float
 
 
-FIGURE_NAMES = ("requests", "latency", "failures", "labels", "confidence", "feedback")
+FIGURE_NAMES = ("requests", "latency", "failures", "labels", "confidence", "feedback",
+                "thumbs")
+# Charts over time, which get the deployment markers.
+TIME_FIGURES = ("requests", "latency", "failures", "labels", "thumbs")
 
 
 def _summary(status_rows: list[tuple[datetime, str, int]],
@@ -35,12 +40,13 @@ def _summary(status_rows: list[tuple[datetime, str, int]],
         latency[idx] = latency.get(idx, 0) + n
     up = sum(u for _, u, _ in feedback_rows)
     down = sum(d for _, _, d in feedback_rows)
-    p95 = figures.percentile_from_histogram(latency, 95) if latency else 0.0
+    p95 = (f"≈ {figures.percentile_from_histogram(latency, 95):.1f} ms" if latency
+           else "– (no answered requests)")
     rated = f"{up:,} up / {down:,} down" if up + down else "none yet"
     noun = "request" if total == 1 else "requests"
     return (f"**{window_name}: {total:,} {noun}** ({totals.get('ok', 0):,} answered, "
             f"{totals.get('rejected', 0):,} rejected, {totals.get('error', 0):,} failed) · "
-            f"latency p95 ≈ {p95:.1f} ms · ratings: {rated}")
+            f"latency p95 {p95} · ratings: {rated}")
 
 
 def load_monitoring(settings: Settings, window_name: str,
@@ -57,16 +63,23 @@ def load_monitoring(settings: Settings, window_name: str,
         label_rows = queries.label_mix(session=session, window=window)
         confidence_rows = queries.confidence_histogram(session=session, window=window)
         feedback_rows = queries.feedback_by_version(session=session, window=window)
+        rating_rows = queries.ratings_over_time(session=session, window=window)
+        events = registry.deployment_events(session=session, start=window.start,
+                                            end=window.end)
     query_ms = (time.perf_counter() - start) * 1000
+    built = {
+        "requests": figures.requests_figure(status_rows, window),
+        "latency": figures.latency_figure(latency_rows, window),
+        "failures": figures.failure_share_figure(status_rows, window),
+        "labels": figures.label_mix_figure(label_rows, window),
+        "confidence": figures.confidence_figure(confidence_rows),
+        "feedback": figures.feedback_figure(feedback_rows),
+        "thumbs": figures.thumbs_trend_figure(rating_rows, window),
+    }
+    for name, lines in chart_thresholds(settings).items():
+        figures.mark_thresholds(built[name], lines)
+    for name in TIME_FIGURES:
+        figures.mark_events(built[name], events)
     return MonitoringView(
         summary=_summary(status_rows, latency_rows, feedback_rows, window_name),
-        figures={
-            "requests": figures.requests_figure(status_rows, window),
-            "latency": figures.latency_figure(latency_rows, window),
-            "failures": figures.failure_share_figure(status_rows, window),
-            "labels": figures.label_mix_figure(label_rows, window),
-            "confidence": figures.confidence_figure(confidence_rows),
-            "feedback": figures.feedback_figure(feedback_rows),
-        },
-        query_ms=round(query_ms, 1),
-    )
+        figures=built, query_ms=round(query_ms, 1))

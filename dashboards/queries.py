@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Integer, and_, case, func, literal, select
 from sqlalchemy.orm import Session
@@ -39,10 +40,10 @@ def _in_window(window: Window, after_id: int = 0):  # type: ignore[no-untyped-de
                 Prediction.id > after_id)
 
 
-def _bucket(window: Window):  # type: ignore[no-untyped-def]
+def _bucket(window: Window, column: Any = Prediction.created_at) -> Any:
     width = literal(window.bucket_seconds, Integer)
     # `//` is integer (floor) division in SQLAlchemy 2; `/` would be true division.
-    return (epoch_seconds(Prediction.created_at) // width * width).label("bucket")
+    return (epoch_seconds(column) // width * width).label("bucket")
 
 
 def requests_by_status(*, session: Session, window: Window) -> TimeRows:
@@ -135,6 +136,20 @@ def feedback_by_version(*, session: Session, window: Window) -> list[tuple[int, 
         .group_by(Feedback.model_version).order_by(Feedback.model_version)
     )
     return [(int(v), int(u or 0), int(d or 0)) for v, u, d in rows]
+
+
+def ratings_over_time(*, session: Session, window: Window) -> list[tuple[datetime, int, int, int]]:
+    """(bucket start, model version, thumbs up, thumbs down), bucketed by when the rated
+    prediction was made; reads the feedback table alone (ix_feedback_window covers it)."""
+    bucket = _bucket(window, Feedback.prediction_created_at)
+    up = func.sum(case((Feedback.verdict == "up", 1), else_=0))
+    down = func.sum(case((Feedback.verdict == "down", 1), else_=0))
+    rows = session.execute(
+        select(bucket, Feedback.model_version, up, down)
+        .where(Feedback.prediction_created_at >= window.start,
+               Feedback.prediction_created_at < window.end, Feedback.model_version.is_not(None))
+        .group_by(bucket, Feedback.model_version).order_by(bucket, Feedback.model_version))
+    return [(as_time(b), int(v), int(u or 0), int(d or 0)) for b, v, u, d in rows]
 
 
 @dataclass(frozen=True)

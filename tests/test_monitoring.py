@@ -14,12 +14,13 @@ from classifier.service import PredictionService
 from classifier.validation import RejectedInputError
 from dashboards import queries
 from dashboards.figures import percentile_from_histogram
+from dashboards.health import NOT_JUDGED, load_health
 from dashboards.monitoring import FIGURE_NAMES, load_monitoring
 from dashboards.queries import LATENCY_EDGES_MS, make_window
 from feedback.db import session_scope
 from feedback.settings import Settings
 from feedback.store import PredictionRecord, log_prediction, record_feedback
-from feedback.tables import ModelVersion
+from feedback.tables import ModelEvent, ModelVersion
 
 NOW = datetime(2025, 1, 15, 12, 7, 30, tzinfo=UTC)  # deliberately not on a bucket edge
 LABELS = ["account", "billing", "general question", "technical issue"]
@@ -278,11 +279,15 @@ def test_percentile_of_nothing() -> None:
 
 def test_load_monitoring_on_an_empty_database(settings: Settings) -> None:
     view = load_monitoring(settings, "Last 24 hours", now=NOW)
-    assert set(view.figures) == set(FIGURE_NAMES) and len(view.figures) == 6
+    assert set(view.figures) == set(FIGURE_NAMES) and len(view.figures) == 7
     assert all(isinstance(f, go.Figure) for f in view.figures.values())
     assert "Last 24 hours: 0 requests" in view.summary
     assert "ratings: none yet" in view.summary
+    assert "latency p95 – (no answered requests)" in view.summary  # not "≈ 0.0 ms"
     assert view.query_ms >= 0
+    health = load_health(settings, DAY)
+    assert health.drift_status == NOT_JUDGED  # shown with the pending icon, not the green one
+    assert health.drift.startswith("**Drift: not enough data**")
 
 
 def test_load_monitoring_on_a_filled_database(filled: Settings) -> None:
@@ -314,3 +319,48 @@ def test_load_monitoring_counts_what_the_service_logged(live_settings: Settings)
 def test_load_monitoring_unknown_window(settings: Settings) -> None:
     with pytest.raises(KeyError):
         load_monitoring(settings, "Last decade")
+
+
+# --- ratings over time, deployment markers and alert limits on the charts ---------------------
+
+
+def test_ratings_over_time_per_version_equal_the_counts(filled: Settings) -> None:
+    with session_scope(filled) as session:
+        rows = queries.ratings_over_time(session=session, window=DAY)
+    got: Counter[tuple[datetime, int, str]] = Counter()
+    for bucket, version, up, down in rows:
+        got[(bucket, version, "up")] += up
+        got[(bucket, version, "down")] += down
+    expected = Counter((bucket_of(r.created_at, DAY.bucket_seconds), r.version, r.verdict)
+                       for r in ROWS if r.verdict and in_window(r, DAY))
+    assert +got == expected
+
+
+def add_event(settings: Settings, action: str, version: int, age: timedelta) -> None:
+    with session_scope(settings) as session:
+        session.add(ModelEvent(created_at=NOW - age, action=action, version=version,
+                               actor="lead", reason="test"))
+
+
+def test_charts_mark_deployments_and_alert_limits(filled: Settings) -> None:
+    add_event(filled, "promote", 2, timedelta(hours=3))
+    add_event(filled, "canary_start", 1, minutes(40))
+    add_event(filled, "rollback", 1, minutes(15))
+    add_event(filled, "register", 2, timedelta(hours=4))  # not a deployment: no marker
+    add_event(filled, "promote", 1, timedelta(days=3))  # outside the window
+    view = load_monitoring(filled, "Last 24 hours", now=NOW)
+    for name in ("requests", "latency", "failures", "labels", "thumbs"):
+        fig = view.figures[name]
+        marked = [(s.x0, a.text) for s, a in zip(
+            [s for s in fig.layout.shapes if s.type == "line" and s.xref == "x"],
+            [a for a in fig.layout.annotations if a.name == "event"], strict=True)]
+        assert marked == [(NOW - timedelta(hours=3), "promoted v2"),
+                          (NOW - minutes(40), "canary v1"),
+                          (NOW - minutes(15), "rolled back to v1")], name
+    limits = {name: sorted(s.y0 for s in view.figures[name].layout.shapes if s.yref == "y")
+              for name in ("failures", "latency", "thumbs")}
+    assert limits == {"failures": pytest.approx([100 * filled.alert_error_rate,
+                                                 100 * filled.alert_rejection_rate]),
+                      "latency": [filled.alert_p95_ms],
+                      "thumbs": pytest.approx([100 * (1 - filled.alert_negative_feedback_rate)])}
+    assert not view.figures["confidence"].layout.shapes

@@ -16,6 +16,7 @@ from classifier.access import Caller, Role
 from classifier.service import PredictionService
 from classifier.startup import Startup
 from feedback.db import StorageInfo
+from ui.alert_badge import AlertBadge
 from ui.batch_tab import build_batch_tab
 from ui.browser_time import LOCAL_TIMES_JS
 from ui.classify_tab import build_classify_tab
@@ -88,6 +89,7 @@ def build_ui(service: PredictionService, startup: Startup, storage: StorageInfo,
             if guard.policy.hugging_face_sign_in:
                 gr.LoginButton(scale=0)  # Gradio adds the Hugging Face OAuth routes for it
         notice = gr.Markdown(visible=False, elem_id="storage-notice")
+        badge = AlertBadge(settings, guard)
         with gr.Tabs(overflow_behavior="wrap"):  # every tab in sight on a phone too
             with gr.Tab("Classify", id="classify"):
                 build_classify_tab(service, startup, guard)
@@ -111,7 +113,8 @@ def build_ui(service: PredictionService, startup: Startup, storage: StorageInfo,
             if where and not storage.persistent:
                 where = f"{icon('warning')} {where}"
             updates: list[Any] = [who_is_here(caller, guard.policy.hugging_face_sign_in),
-                                  gr.Markdown(where, visible=operator)]
+                                  gr.Markdown(where, visible=operator),
+                                  *badge.on_load(caller)]
             for needed, action, _notice, _body in locks:
                 reason = guard.policy.refusal(caller, needed, action)
                 locked = f"{icon('lock')} {reason}" if reason else ""
@@ -119,7 +122,7 @@ def build_ui(service: PredictionService, startup: Startup, storage: StorageInfo,
                             gr.Column(visible=not reason)]
             return updates
 
-        outputs: list[Any] = [who, notice]
+        outputs: list[Any] = [who, notice, *badge.outputs]
         for *_, locked, body in locks:
             outputs += [locked, body]
         blocks.load(on_load, outputs=outputs, api_visibility="private")

@@ -8,7 +8,13 @@ from typing import Any
 import gradio as gr
 
 from classifier.access import Role
-from dashboards.health import FLAGGED_COLUMNS, TERM_COLUMNS, VERSION_COLUMNS, load_health
+from dashboards.health import (
+    FLAGGED_COLUMNS,
+    NOT_JUDGED,
+    TERM_COLUMNS,
+    VERSION_COLUMNS,
+    load_health,
+)
 from dashboards.monitoring import FIGURE_NAMES, load_monitoring
 from dashboards.queries import WINDOWS, make_window
 from feedback.errors import SupportTriageError
@@ -17,7 +23,9 @@ from ui.browser_time import time_tag
 from ui.guard import UiGuard
 from ui.icons import icon
 
-DRIFT_ICONS = {"ok": "ok", "watch": "watch", "drift": "warning"}
+DRIFT_ICONS = {"ok": "ok", "watch": "watch", "drift": "warning", NOT_JUDGED: "pending"}
+# Often enough to watch a rollout, rarely enough that an open tab is not a load on the log.
+AUTO_REFRESH_SECONDS = 60
 # A chart narrower than this (two side by side on a phone) has no room for its title and
 # Plotly's tool bar: rows wrap instead.
 PLOT_MIN_PX = 340
@@ -30,6 +38,9 @@ def build_monitoring_tab(settings: Settings, tab: gr.Tab, guard: UiGuard) -> Non
         window = gr.Radio(list(WINDOWS), value="Last 24 hours", label="Time window",
                           elem_id="window")
         refresh = gr.Button("Refresh", elem_id="refresh", scale=0)
+        auto = gr.Checkbox(value=False, label=f"Auto-refresh every {AUTO_REFRESH_SECONDS} s",
+                           elem_id="auto-refresh", scale=0)
+    ticker = gr.Timer(AUTO_REFRESH_SECONDS, active=False)
     summary = gr.Markdown(elem_id="monitoring-summary")
     with gr.Row():
         with gr.Column(scale=3):
@@ -40,10 +51,10 @@ def build_monitoring_tab(settings: Settings, tab: gr.Tab, guard: UiGuard) -> Non
     versions = gr.Dataframe(headers=VERSION_COLUMNS, interactive=False, elem_id="versions",
                             label="By model version")
     plots = []
-    for left, right in zip(FIGURE_NAMES[::2], FIGURE_NAMES[1::2], strict=True):
+    for first in range(0, len(FIGURE_NAMES), 2):
         with gr.Row():
             plots += [gr.Plot(elem_id=f"plot-{name}", show_label=False, min_width=PLOT_MIN_PX)
-                      for name in (left, right)]
+                      for name in FIGURE_NAMES[first:first + 2]]
     flagged = gr.Dataframe(headers=FLAGGED_COLUMNS, interactive=False, wrap=True,
                            elem_id="flagged", datatype=["html", *["str"] * 6],
                            label="Recent low-confidence and thumbs-down messages")
@@ -65,6 +76,14 @@ def build_monitoring_tab(settings: Settings, tab: gr.Tab, guard: UiGuard) -> Non
         return [alerts, view.summary, drift, health.terms, health.versions,
                 *(view.figures[name] for name in FIGURE_NAMES), flagged_rows]
 
+    @guard.handler(Role.REVIEWER, "see monitoring", quiet=True)
+    def switch_auto_refresh(on: bool) -> Any:
+        return gr.Timer(active=on)
+
     outputs = [alerts, summary, drift, terms, versions, *plots, flagged]
     for trigger in (refresh.click, window.change, tab.select):
         trigger(render, inputs=[window], outputs=outputs, api_visibility="private")
+    # No spinners over the charts once a minute: the new figures simply replace the old.
+    ticker.tick(render, inputs=[window], outputs=outputs, api_visibility="private",
+                show_progress="hidden")
+    auto.change(switch_auto_refresh, inputs=[auto], outputs=[ticker], api_visibility="private")
