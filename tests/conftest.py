@@ -282,6 +282,11 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-component-update"]
 
 
+# The two screens every page is tried on: a laptop and a phone.
+VIEWPORTS = {"laptop": {"width": 1366, "height": 900}, "phone": {"width": 390, "height": 844}}
+BROWSER_TIMEOUT_MS = 30_000
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     """Debian's Chromium driven by Playwright (never `playwright install`), one per module."""
@@ -290,6 +295,24 @@ def browser() -> Iterator[Any]:
         launched = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield launched
         launched.close()
+
+
+@pytest.fixture(params=list(VIEWPORTS))
+def page(request: pytest.FixtureRequest, browser: Any, tmp_path: Path) -> Iterator[Any]:
+    """A fresh page at each of VIEWPORTS (modules with their own `page` override this); a
+    failing test leaves a screenshot and prints where."""
+    expect = pytest.importorskip("playwright.sync_api").expect
+    failed_before = request.session.testsfailed
+    context = browser.new_context(viewport=VIEWPORTS[request.param])
+    page = context.new_page()
+    page.set_default_timeout(BROWSER_TIMEOUT_MS)
+    expect.set_options(timeout=BROWSER_TIMEOUT_MS)
+    yield page
+    if request.session.testsfailed > failed_before:
+        shot = tmp_path / "failure.png"
+        page.screenshot(path=str(shot), full_page=True)
+        print(f"screenshot of the failure: {shot}")
+    context.close()
 
 
 # Tests that take most of a minute or more start first, so that with several workers

@@ -27,7 +27,6 @@ from conftest import (
     stop_server,
 )
 from gradio_queue import call_fn, dependencies
-from test_browser import TIMEOUT_MS
 
 from classifier import lifecycle
 from classifier.access import ADMIN_TOKEN_NAME
@@ -40,7 +39,6 @@ expect = playwright_sync.expect
 
 LEAD, LEAD_PASSWORD = "lea", "lea-password-123"
 ADMIN_TOKEN = "models-ui-admin-token"
-VIEWPORTS = {"laptop": {"width": 1366, "height": 900}, "phone": {"width": 390, "height": 844}}
 
 
 @pytest.fixture(scope="module")
@@ -64,19 +62,6 @@ def db(models_server: Server) -> Settings:
 
 
 
-@pytest.fixture(params=list(VIEWPORTS))
-def page(request: pytest.FixtureRequest, browser: Any, tmp_path: Path) -> Iterator[Page]:
-    failed_before = request.session.testsfailed
-    context = browser.new_context(viewport=VIEWPORTS[request.param])
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    expect.set_options(timeout=TIMEOUT_MS)
-    yield page
-    if request.session.testsfailed > failed_before:
-        shot = tmp_path / "failure.png"
-        page.screenshot(path=str(shot), full_page=True)
-        print(f"screenshot of the failure: {shot}")
-    context.close()
 
 
 def open_version(page: Page, server: Server, who: tuple[str, str], version: int,

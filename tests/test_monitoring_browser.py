@@ -20,7 +20,6 @@ import httpx
 import pytest
 from conftest import Server, add_account, make_settings, sign_in, start_server, stop_server
 from gradio_queue import call_fn, dependencies
-from test_browser import TIMEOUT_MS
 
 from classifier import registry
 from feedback import alert_store
@@ -37,7 +36,6 @@ expect = playwright_sync.expect
 pytestmark = pytest.mark.browser
 
 REVIEWER, REVIEWER_PASSWORD = "rita", "rita-password-123"
-VIEWPORTS = {"laptop": {"width": 1366, "height": 900}, "phone": {"width": 390, "height": 844}}
 LABELS = ("billing", "account")
 
 
@@ -83,19 +81,6 @@ def monitoring_server(trained_data_dir: Path, tmp_path_factory: pytest.TempPathF
     stop_server(running)
 
 
-@pytest.fixture(params=list(VIEWPORTS))
-def page(request: pytest.FixtureRequest, browser: Any, tmp_path: Path) -> Iterator[Page]:
-    failed_before = request.session.testsfailed
-    context = browser.new_context(viewport=VIEWPORTS[request.param])
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    expect.set_options(timeout=TIMEOUT_MS)
-    yield page
-    if request.session.testsfailed > failed_before:
-        shot = tmp_path / "failure.png"
-        page.screenshot(path=str(shot), full_page=True)
-        print(f"screenshot of the failure: {shot}")
-    context.close()
 
 
 def open_tab(page: Page, name: str) -> None:
