@@ -80,9 +80,11 @@ class GateReport:
 def format_checklist(checklist: dict[str, Any], marks: tuple[str, str] = ("✅", "❌")) -> str:
     """Markdown lines: one mark (passed, failed) per check with its detail; the web page
     passes its own marks, drawn without an emoji font."""
+    against = checklist.get("against_live_version")
+    # Written when the gate ran: "nothing live" stays true of that moment once this serves.
     lines = [f"**Readiness gate: {'passed' if checklist['passed'] else 'FAILED'}**"
-             + (f" (compared with live version {checklist['against_live_version']})"
-                if checklist.get("against_live_version") else "")]
+             + (f" (compared with live version {against})" if against
+                else " (when it ran, no version was live to compare with)")]
     lines += [f"- {marks[0] if c['passed'] else marks[1]} **{c['name']}**: {c['detail']}"
               for c in checklist["checks"]]
     return "\n".join(lines)
@@ -181,7 +183,8 @@ def run_gate(*, settings: Settings, version: int, allow_label_change: bool = Fal
         checks.append(Check("artifact", False, str(exc)))
         return _finish(settings, version, live, checks, actor)
     if live_info is None:
-        checks.append(Check("labels", True, f"{len(info.labels)} labels; no live version yet"))
+        checks.append(Check("labels", True, f"{len(info.labels)} labels; nothing was live to "
+                            "compare them with"))
     elif set(info.labels) == set(live_info.labels):
         checks.append(Check("labels", True, f"same {len(info.labels)} labels as live"))
     else:

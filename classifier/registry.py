@@ -256,13 +256,14 @@ def list_events(*, session: Session, limit: int = 50) -> list[dict[str, Any]]:
 
 
 # Registry changes that alter what serves: the Monitoring charts mark them in time.
-DEPLOYMENT_ACTIONS = ("promote", "canary_start", "rollback")
+DEPLOYMENT_ACTIONS = ("promote", "canary_start", "canary_share", "canary_stop", "rollback")
 
 
 def deployment_events(*, session: Session, start: datetime,
                       end: datetime) -> list[tuple[datetime, str, int | None]]:
-    """(when, action, version) of promotions, canary starts and rollbacks in [start, end),
-    oldest first; for a rollback, the version is the one that went live again."""
+    """(when, action, version) of promotions, canary starts, share changes and stops, and
+    rollbacks in [start, end), oldest first; for a rollback, the version is the one that
+    went live again."""
     rows = session.execute(
         select(ModelEvent.created_at, ModelEvent.action, ModelEvent.version)
         .where(ModelEvent.action.in_(DEPLOYMENT_ACTIONS), ModelEvent.created_at >= start,

@@ -14,6 +14,7 @@ from dashboards.queries import CONFIDENCE_BINS, LATENCY_EDGES_MS, Window
 STATUS_COLORS = {"ok": "#2a9d8f", "rejected": "#e9c46a", "error": "#e76f51"}
 PERCENTILES = (50, 95, 99)
 EVENT_LABELS = {"promote": "promoted v{}", "canary_start": "canary v{}",
+                "canary_share": "canary v{} share changed", "canary_stop": "canary v{} stopped",
                 "rollback": "rolled back to v{}"}
 # A rate from fewer ratings than this swings on one click: the bucket is left as a gap.
 MIN_RATINGS_PER_POINT = 5
@@ -97,8 +98,9 @@ def failure_share_figure(rows: Sequence[tuple[datetime, str, int]],
 
 
 def mark_events(fig: go.Figure, events: Sequence[Event]) -> go.Figure:
-    """A dotted vertical line with a short label at each promotion, canary start and
-    rollback, so a step in a chart can be read against the change that caused it."""
+    """A dotted vertical line with a short label at each change of what serves (promotion,
+    canary start, share change and stop, rollback), so a step in a chart can be read
+    against the change that caused it."""
     if not fig.data:  # the empty-window notice has no time axis to mark
         return fig
     for when, action, version in events:

@@ -12,7 +12,7 @@ from sqlalchemy import func, select, update
 
 from classifier import lifecycle, registry
 from classifier.dataset import load_dataset
-from classifier.gate import run_gate
+from classifier.gate import format_checklist, run_gate
 from classifier.lifecycle import PROMOTE, REJECT, ROLLBACK, START_CANARY, STOP_CANARY
 from classifier.registry import LifecycleError
 from classifier.training import train_version
@@ -171,6 +171,14 @@ def test_every_change_is_an_event_and_exactly_one_live(two_versions: Settings) -
     assert actions[:3] == ["rollback", "promote", "canary_start"]
     with session_scope(two_versions) as session:
         assert session.scalar(select(func.count()).select_from(ModelEvent)) == len(actions)
+
+
+def test_the_first_versions_checklist_stays_true_once_it_serves(small_model: SmallModel) -> None:
+    """Gated when nothing was live; read later, while it is the live version itself."""
+    text = format_checklist(small_model.gate)
+    assert "(when it ran, no version was live to compare with)" in text
+    assert "nothing was live to compare them with" in text
+    assert "no live version yet" not in text
 
 
 def test_corrupted_artifact_is_refused_by_sha256(two_versions: Settings) -> None:

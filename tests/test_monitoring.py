@@ -345,6 +345,8 @@ def add_event(settings: Settings, action: str, version: int, age: timedelta) -> 
 def test_charts_mark_deployments_and_alert_limits(filled: Settings) -> None:
     add_event(filled, "promote", 2, timedelta(hours=3))
     add_event(filled, "canary_start", 1, minutes(40))
+    add_event(filled, "canary_share", 1, minutes(30))
+    add_event(filled, "canary_stop", 1, minutes(20))
     add_event(filled, "rollback", 1, minutes(15))
     add_event(filled, "register", 2, timedelta(hours=4))  # not a deployment: no marker
     add_event(filled, "promote", 1, timedelta(days=3))  # outside the window
@@ -356,6 +358,8 @@ def test_charts_mark_deployments_and_alert_limits(filled: Settings) -> None:
             [a for a in fig.layout.annotations if a.name == "event"], strict=True)]
         assert marked == [(NOW - timedelta(hours=3), "promoted v2"),
                           (NOW - minutes(40), "canary v1"),
+                          (NOW - minutes(30), "canary v1 share changed"),
+                          (NOW - minutes(20), "canary v1 stopped"),
                           (NOW - minutes(15), "rolled back to v1")], name
     limits = {name: sorted(s.y0 for s in view.figures[name].layout.shapes if s.yref == "y")
               for name in ("failures", "latency", "thumbs")}
