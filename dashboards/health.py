@@ -4,7 +4,9 @@ page to show in its reader's zone); figures live in monitoring.py."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from dashboards import queries
 from dashboards.alerts import list_open_alerts
@@ -35,11 +37,18 @@ class HealthView:
     flagged: list[list[object]]
 
 
-def alerts_markdown(alerts: list[AlertRecord]) -> str:
+def utc_text(moment: datetime) -> str:
+    return f"{moment:%Y-%m-%d %H:%M} UTC"
+
+
+def alerts_markdown(alerts: list[AlertRecord],
+                    time_text: Callable[[datetime], str] = utc_text) -> str:
+    """The open alerts; `time_text` writes their start (the page passes one that shows it in
+    the reader's zone)."""
     if not alerts:
         return "**No open alerts.**"
     lines = [f"**{len(alerts)} open alert(s)**"]
-    lines += [f"- **{a.rule}** since {a.opened_at:%Y-%m-%d %H:%M} UTC: {a.message}  \n"
+    lines += [f"- **{a.rule}** since {time_text(a.opened_at)}: {a.message}  \n"
               f"  *Check first:* {a.advice}" for a in alerts]
     return "\n".join(lines)
 
@@ -61,8 +70,10 @@ def drift_markdown(report: DriftReport, last_n: int) -> str:
     return "\n".join([head, *(f"- {reason}" for reason in report.reasons)])
 
 
-def load_health(settings: Settings, window: queries.Window) -> HealthView:
-    """Everything above the charts, for the chosen window."""
+def load_health(settings: Settings, window: queries.Window,
+                time_text: Callable[[datetime], str] = utc_text) -> HealthView:
+    """Everything above the charts, for the chosen window; `time_text` writes the times
+    inside its Markdown."""
     report = measure_drift(settings, window, last_n=settings.drift_window_requests)
     alerts = list_open_alerts(settings)
     with session_scope(settings) as session:
@@ -84,7 +95,7 @@ def load_health(settings: Settings, window: queries.Window) -> HealthView:
             round(percentile_from_histogram(t.latency_bins, 95), 2) if t.latency_bins else "–",
             round(t.sum_confidence / answered, 3) if answered else "–"])
     return HealthView(
-        alerts=alerts_markdown(alerts),
+        alerts=alerts_markdown(alerts, time_text),
         open_alerts=len(alerts),
         drift=drift_markdown(report, settings.drift_window_requests),
         drift_status=report.status if report.judged else NOT_JUDGED,

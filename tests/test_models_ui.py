@@ -9,6 +9,7 @@ tests does not matter.
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -122,6 +123,9 @@ def test_promote_then_roll_back_each_confirmed_with_a_reason(
     confirm.click()
     expect(outcome).to_contain_text(f"Version {version} is live. Recorded as done by {LEAD}")
     expect(page.locator("#events-table")).to_contain_text("Fewer refund mix-ups in the canary")
+    for table in ("#events-table", "#versions-table"):  # times in the reader's zone
+        expect(page.locator(f"{table} time[datetime]").first).to_have_attribute(
+            "title", re.compile("Z$"))
     event = lifecycle.list_events(db, limit=1)[0]
     assert (event["action"], event["from"], event["to"], event["actor"], event["reason"]) == (
         "promote", live, version, LEAD, "Fewer refund mix-ups in the canary")

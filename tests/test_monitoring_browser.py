@@ -9,6 +9,7 @@ hours, a rollback event and one open alert.
 
 from __future__ import annotations
 
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -115,6 +116,9 @@ def test_monitoring_as_a_reviewer(page: Page, monitoring_server: tuple[Server, i
     open_tab(page, "Monitoring")
     expect(page.locator("#monitoring-summary")).to_contain_text("8 requests")
     expect(page.locator("#drift")).to_contain_text("Drift: not enough data")
+    # The alert's start in the reader's zone, the exact UTC time in its tooltip.
+    expect(page.locator("#alerts time[datetime]")).to_have_attribute("title", re.compile("Z$"))
+    assert "UTC" not in page.locator("#alerts").inner_text()
     expect(page.locator("#auto-refresh input")).not_to_be_checked()
 
     labels = plotted(page, "labels")

@@ -17,13 +17,17 @@ from dashboards.comparison import COLUMNS, compare_live_and_canary
 from dashboards.figures import reliability_figure
 from feedback.errors import SupportTriageError
 from feedback.settings import Settings
+from ui.browser_time import time_tag
 from ui.guard import UiGuard
 from ui.icons import icon
 from ui.model_actions import ACT_AS, build_action_panel, wire_action_panel
 
-VERSION_COLUMNS = ["version", "status", "created (UTC)", "model", "accuracy", "macro-F1",
+VERSION_COLUMNS = ["version", "status", "created", "model", "accuracy", "macro-F1",
                    "ECE", "gate", "labels", "taxonomy"]
-EVENT_COLUMNS = ["when (UTC)", "action", "version", "from", "to", "by", "reason"]
+EVENT_COLUMNS = ["when", "action", "version", "from", "to", "by", "reason"]
+# The time columns hold <time> elements, shown in the reader's zone (ui.browser_time).
+VERSION_TYPES = ["str", "str", "html", *["str"] * 7]
+EVENT_TYPES = ["html", *["str"] * 6]
 GATE = {True: "passed", False: "failed", None: "not run"}
 GATE_MARKS = (icon("ok", "passed"), icon("error", "failed"))
 # About seven rows: the action panel stays right below the row a person picked.
@@ -32,7 +36,7 @@ DETAILS_PX = 340  # narrower, the per-class table no longer fits
 
 
 def _version_row(v: ModelVersionInfo) -> list[Any]:
-    return [v.version, v.status, f"{v.created_at:%Y-%m-%d %H:%M}", model_name(v.params),
+    return [v.version, v.status, time_tag(v.created_at), model_name(v.params),
             v.accuracy, v.macro_f1, v.report.get("ece"), GATE[v.gate_passed], len(v.labels),
             v.taxonomy or "–"]
 
@@ -83,7 +87,8 @@ def build_models_tab(settings: Settings, tab: gr.Tab, guard: UiGuard) -> None:
     that version's details, the live figures and the audit trail follow.
     """
     refresh = gr.Button("Refresh", elem_id="models-refresh", scale=0)
-    versions = gr.Dataframe(headers=VERSION_COLUMNS, interactive=False, max_height=VERSIONS_PX,
+    versions = gr.Dataframe(headers=VERSION_COLUMNS, datatype=VERSION_TYPES, interactive=False,
+                            max_height=VERSIONS_PX,
                             label="Model versions (pick a row to act on it)",
                             elem_id="versions-table")
     panel = build_action_panel(settings)
@@ -95,8 +100,8 @@ def build_models_tab(settings: Settings, tab: gr.Tab, guard: UiGuard) -> None:
     comparison_heading = gr.Markdown(elem_id="comparison-heading")
     comparison = gr.Dataframe(headers=COLUMNS, interactive=False, label="Live figures",
                               elem_id="comparison-table")
-    events = gr.Dataframe(headers=EVENT_COLUMNS, interactive=False, label="Audit trail",
-                          elem_id="events-table")
+    events = gr.Dataframe(headers=EVENT_COLUMNS, datatype=EVENT_TYPES, interactive=False,
+                          label="Audit trail", elem_id="events-table")
 
     def picked(view: lifecycle.Overview, version: int | None, caller: Caller) -> list[Any]:
         """The action panel, details and diagram of one version."""
@@ -116,7 +121,7 @@ def build_models_tab(settings: Settings, tab: gr.Tab, guard: UiGuard) -> None:
         except SupportTriageError as exc:
             raise gr.Error(str(exc), title="Models unavailable", print_exception=False) from None
         return [[_version_row(v) for v in view.versions], heading, rows,
-                [[f"{e['at']:%Y-%m-%d %H:%M:%S}", e["action"], e["version"], e["from"], e["to"],
+                [[time_tag(e["at"]), e["action"], e["version"], e["from"], e["to"],
                   e["actor"], e["reason"]] for e in trail],
                 *picked(view, selected, caller)]
 

@@ -63,7 +63,7 @@ def build_monitoring_tab(settings: Settings, tab: gr.Tab, guard: UiGuard) -> Non
     def render(window_name: str) -> list[Any]:
         try:
             view = load_monitoring(settings, window_name)
-            health = load_health(settings, make_window(window_name))
+            health = load_health(settings, make_window(window_name), time_tag)
         except SupportTriageError as exc:
             raise gr.Error(str(exc), title="Monitoring unavailable",
                            print_exception=False) from None
