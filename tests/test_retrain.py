@@ -4,6 +4,7 @@ canary; failures that leave everything as it was; background jobs; AUTO_PROMOTE.
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from tests.feedback_loop_support import (
     slice_rows,
     small_holdout_csv,  # noqa: F401  (fixture)
 )
+from ui.review_tab import report_views
 
 REVIEWED = 80  # slice messages reviewed before a retrain: quick, yet enough to learn from
 
@@ -87,6 +89,16 @@ def test_retrain_stores_reports_side_by_side_and_starts_a_canary(
     summary = result.summary()
     assert summary["feedback_train"] + summary["feedback_holdout"] == REVIEWED
     assert summary["challenger_feedback_accuracy"] is not None
+    # The Review tab's report accounts for every reviewed message and says what to do next.
+    text = report_views(report.report, 2, job.summary)[0]
+    head = next(line for line in text.splitlines() if line.startswith("Feedback dataset"))
+    assert f"holds {REVIEWED} reviewed message(s)" in head
+    assert sum(int(n) for n in re.findall(r"\*\*(\d+)\*\*", head)) == REVIEWED
+    assert "**Next:** Version 2 is the canary for 10 %" in text
+    assert "frozen_holdout" not in text and "fixed test set" in text
+    failed = report_views(report.report, 2, {**job.summary, "gate_passed": False,
+                                              "canary_started": False})[0]
+    assert "did not pass the readiness gate" in failed
 
 
 def _broken_fit(**_kwargs: object) -> None:

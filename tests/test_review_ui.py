@@ -143,7 +143,10 @@ def test_review_queue_accept_correct_and_retrain(page: Page, rated: dict[str, st
     expect(status).to_contain_text("succeeded")
     report = page.locator("#retrain-report")
     expect(report).to_contain_text("Challenger version 2 vs live version 1")
-    expect(report).to_contain_text("frozen holdout")
+    expect(report).to_contain_text("fixed test set (never trained on)")
+    # Every reviewed message is accounted for, and the person is told what to do next.
+    expect(report).to_contain_text(re.compile(r"holds \d+ reviewed message\(s\): \d+ trained on"))
+    expect(report).to_contain_text("Next:")
     expect(page.locator("#retrain-deltas")).to_contain_text("cancellation")
     expect(page.locator("#review-datasets")).to_contain_text(re.compile(r"\b1\b"))
 

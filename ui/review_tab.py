@@ -64,20 +64,55 @@ def _pct(value: float | None) -> str:
     return "–" if value is None else f"{value:.2%}"
 
 
-def report_views(report: dict[str, Any] | None,
-                 version: int | None) -> tuple[str, list[list[Any]], list[list[Any]],
-                                               list[list[Any]]]:
-    """(side-by-side markdown, per-class deltas, now-right rows, now-wrong rows)."""
-    if not report:
+# The two evaluation sets, in words a reviewer knows.
+SET_TITLES = {"frozen_holdout": "fixed test set (never trained on)",
+              "feedback_holdout": "held-back reviewed messages"}
+
+
+def dataset_line(report: dict[str, Any]) -> str:
+    """Where every row of the feedback dataset went, so the parts add up to its size."""
+    data = report["data"]
+    parts = [f"**{data['feedback_train']}** trained on (each counts "
+             f"{report['feedback_weight']:g}x a training row)",
+             f"**{data['feedback_holdout']}** held back to test the challenger on"]
+    if data.get("feedback_in_frozen_holdout"):
+        parts.append(f"**{data['feedback_in_frozen_holdout']}** left out because they repeat "
+                     "messages of the fixed test set (training on them would flatter its "
+                     "score)")
+    if data.get("feedback_unknown_label"):
+        parts.append(f"**{data['feedback_unknown_label']}** left out because their category "
+                     "is not one the live model answers")
+    total = data.get("feedback_rows", data["feedback_train"] + data["feedback_holdout"])
+    return (f"Feedback dataset {report['feedback_dataset']} holds {total} reviewed "
+            f"message(s): " + "; ".join(parts) + ".")
+
+
+def next_step(version: int, outcome: dict[str, Any] | None) -> str:
+    """What the person should do now, from the finished job's outcome."""
+    if not outcome:
+        return ""
+    if outcome.get("canary_started"):
+        return (f"**Next:** {outcome.get('note', '')} Watch it on the Monitoring tab, then "
+                f"promote it or stop its canary on the Models tab.")
+    if outcome.get("gate_passed"):
+        return f"**Next:** {outcome.get('note', '')}"
+    return (f"**Next:** version {version} did not pass the readiness gate, so nothing "
+            "changed for customers. Its checklist on the Models tab says why; review more "
+            "messages and retrain, or reject it there.")
+
+
+def report_views(report: dict[str, Any] | None, version: int | None,
+                 outcome: dict[str, Any] | None = None
+                 ) -> tuple[str, list[list[Any]], list[list[Any]], list[list[Any]]]:
+    """(side-by-side markdown, per-class deltas, now-right rows, now-wrong rows);
+    `outcome` is the finished job's summary (gate, canary), for the next step."""
+    if not report or version is None:
         return "No retrain report to show yet.", [], [], []
     lines = [f"### Challenger version {version} vs live version {report['live_version']}",
-             f"Feedback dataset {report['feedback_dataset']}: "
-             f"{report['data']['feedback_train']} reviewed messages trained on (weight "
-             f"{report['feedback_weight']:g}), {report['data']['feedback_holdout']} held back.",
+             dataset_line(report), next_step(version, outcome),
              "", "| evaluation set | messages | live accuracy | challenger accuracy | "
              "live macro-F1 | challenger macro-F1 |", "|---|---|---|---|---|---|"]
-    for name, title in (("frozen_holdout", "frozen holdout"),
-                        ("feedback_holdout", "held-back feedback")):
+    for name, title in SET_TITLES.items():
         pair = report[name]
         if pair["n"]:
             lines.append(f"| {title} | {pair['n']} | {_pct(pair['live']['accuracy'])} | "
@@ -89,12 +124,14 @@ def report_views(report: dict[str, Any] | None,
     changed = report["what_changed"]
     lines.append(f"\n**What changed:** {changed['now_right_total']} message(s) now right, "
                  f"{changed['now_wrong_total']} now wrong (up to 25 of each below).")
-    deltas = [[name, d["label"], d["support"], d["live_recall"], d["challenger_recall"],
-               d["delta_recall"], d["live_f1"], d["challenger_f1"], d["delta_f1"]]
+    deltas = [[SET_TITLES.get(name, name), d["label"], d["support"], d["live_recall"],
+               d["challenger_recall"], d["delta_recall"], d["live_f1"], d["challenger_f1"],
+               d["delta_f1"]]
               for name, rows in changed["per_class"].items() for d in rows]
 
     def examples(rows: list[dict[str, Any]]) -> list[list[Any]]:
-        return [[e["set"], e["text"], e["label"], e["live"], e["challenger"]] for e in rows]
+        return [[SET_TITLES.get(e["set"], e["set"]), e["text"], e["label"], e["live"],
+                 e["challenger"]] for e in rows]
 
     return ("\n".join(lines), deltas, examples(changed["now_right"]),
             examples(changed["now_wrong"]))
@@ -307,7 +344,8 @@ def build_review_tab(settings: Settings, tab: gr.Tab, guard: UiGuard) -> None:
         except SupportTriageError as exc:
             return [f"{icon('error')} {exc}", gr.Timer(active=False), *[gr.skip()] * 7]
         views = report_views(report.report if report else None,
-                             report.version if report else None)
+                             report.version if report else None,
+                             job.summary if job else None)
         return [describe_job(job), gr.Timer(active=bool(job and job.active)), *views,
                 dataset_rows(snapshots), heading, gr.Button(interactive=refusal is None)]
 
