@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 
 import plotly.graph_objects as go
 
@@ -120,6 +120,29 @@ def mark_thresholds(fig: go.Figure, lines: Sequence[tuple[str, float]]) -> go.Fi
         fig.add_hline(y=value, line={"dash": "dash", "color": "#e76f51", "width": 1},
                       annotation_text=name, annotation_position="top left",
                       annotation_font={"size": 10, "color": "#e76f51"})
+    return fig
+
+
+def in_zone(fig: go.Figure, zone: tzinfo) -> go.Figure:
+    """Move every time on `fig` (traces, markers, axis range) from UTC into `zone`, as wall
+    clock times: Plotly draws a date as written, so this is how a chart reads in its
+    reader's own zone."""
+    def moved(value: object) -> object:
+        if not isinstance(value, datetime):
+            return value
+        utc = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return utc.astimezone(zone).replace(tzinfo=None)
+
+    for trace in fig.data:
+        if getattr(trace, "x", None) is not None and any(isinstance(v, datetime)
+                                                         for v in trace.x):
+            trace.x = [moved(v) for v in trace.x]
+    for shape in fig.layout.shapes:
+        shape.x0, shape.x1 = moved(shape.x0), moved(shape.x1)
+    for note in fig.layout.annotations:
+        note.x = moved(note.x)
+    if fig.layout.xaxis.range:
+        fig.layout.xaxis.range = [moved(v) for v in fig.layout.xaxis.range]
     return fig
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -65,3 +66,27 @@ def test_no_markers_on_an_empty_chart() -> None:
     fig = figures.mark_events(figures.requests_figure([], window),
                               [(NOW - timedelta(hours=1), "promote", 3)])
     assert not fig.layout.shapes
+
+
+@pytest.mark.parametrize(("zone", "hours"), [("Asia/Kolkata", 5.5), ("America/New_York", -5),
+                                             ("UTC", 0)])
+def test_charts_move_into_the_readers_zone(zone: str, hours: float) -> None:
+    window = make_window("Last 24 hours", NOW)
+    slot = window.end - timedelta(seconds=window.bucket_seconds)
+    event = NOW - timedelta(hours=2)
+    fig = figures.mark_thresholds(figures.mark_events(
+        figures.requests_figure([(slot, "ok", 4)], window), [(event, "promote", 3)]),
+        [("limit", 1.0)])
+    drawn_at = [list(t.x) for t in fig.data]
+    figures.in_zone(fig, ZoneInfo(zone))
+
+    def wall(moment: datetime) -> datetime:
+        return (moment + timedelta(hours=hours)).replace(tzinfo=None)
+
+    assert [list(t.x) for t in fig.data] == [[wall(x) for x in xs] for xs in drawn_at]
+    assert list(fig.layout.xaxis.range) == [wall(window.start), wall(window.end)]
+    marker = next(s for s in fig.layout.shapes if s.xref == "x")
+    assert (marker.x0, marker.x1) == (wall(event), wall(event))
+    assert next(a for a in fig.layout.annotations if a.name == "event").x == wall(event)
+    limit = next(s for s in fig.layout.shapes if s.yref == "y")  # paper x: left as it was
+    assert (limit.x0, limit.x1) == (0, 1)
