@@ -14,6 +14,16 @@ from ui.downloads import scratch_folder
 from ui.guard import UiGuard
 from ui.icons import icon
 
+# Gradio names its drop zone "Click to upload or drop files" while showing other words
+# ("Drop File Here - or - Click to Upload"): someone using voice control, saying what they
+# see, would miss it (WCAG 2.5.3). Without the label, the words shown are its name.
+UPLOAD_NAME_JS = """() => {
+  const fix = () => document.querySelectorAll(".upload-container[aria-label]")
+    .forEach((zone) => zone.removeAttribute("aria-label"));
+  new MutationObserver(fix).observe(document.body, {childList: true, subtree: true});
+  fix();
+}"""
+
 
 def build_batch_tab(service: PredictionService, guard: UiGuard) -> None:
     """Lay out the Batch tab inside the current gr.Blocks context."""
@@ -32,7 +42,9 @@ def build_batch_tab(service: PredictionService, guard: UiGuard) -> None:
                              elem_id="batch-column")
     run = gr.Button("Run", variant="primary", elem_id="batch-run")
     summary = gr.Markdown(elem_id="batch-summary")
-    result = gr.File(label="Classified CSV", interactive=False, elem_id="batch-result")
+    # Shown once there is a file to download (an empty box was only noise).
+    result = gr.File(label="Classified CSV", interactive=False, visible=False,
+                     elem_id="batch-result")
 
     agent = guard.handler(Role.AGENT, "classify files")
 
@@ -48,7 +60,7 @@ def build_batch_tab(service: PredictionService, guard: UiGuard) -> None:
 
     @agent
     def run_batch(path: str | None, text_column: str | None,
-                  progress: gr.Progress = gr.Progress()) -> tuple[str, str]:  # noqa: B008
+                  progress: gr.Progress = gr.Progress()) -> tuple[str, Any]:  # noqa: B008
         if not path or not text_column:
             raise gr.Error("Upload a CSV file and choose its text column first.",
                            title="Nothing to run", print_exception=False)
@@ -62,7 +74,7 @@ def build_batch_tab(service: PredictionService, guard: UiGuard) -> None:
                                                                       unit="rows"))
         except SupportTriageError as exc:
             raise gr.Error(str(exc), title="Batch not run", print_exception=False) from None
-        return f"{icon('ok')} {done.describe()}", str(done.out_path)
+        return f"{icon('ok')} {done.describe()}", gr.File(str(done.out_path), visible=True)
 
     upload.upload(show_columns, inputs=[upload], outputs=[column], api_visibility="private")
     upload.clear(show_columns, inputs=[upload], outputs=[column], api_visibility="private")

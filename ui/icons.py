@@ -4,7 +4,8 @@ An emoji is a character: where no emoji font is installed it shows as an empty b
 icons are SVG shapes painted by the page's CSS (a mask filled with the icon's colour), put
 into Markdown and HTML by `icon(name)` and onto buttons by element id. Most are decoration,
 hidden from screen readers, next to words that say the same thing; an icon that stands
-alone carries its meaning as a label.
+alone carries its meaning as text that only screen readers see. (Not `aria-label`: Gradio's
+Markdown sanitiser drops aria attributes but keeps `role`, which left an unnamed image.)
 """
 
 from __future__ import annotations
@@ -41,12 +42,12 @@ BUTTON_ICONS = {"thumbs-up": "up", "thumbs-down": "down", "review-accept": "ok",
 
 
 def icon(name: str, label: str = "") -> str:
-    """An inline icon for Markdown or HTML, read out as `label` if given (else hidden from
-    screen readers); `down` is the thumb of `up`, turned over."""
+    """An inline icon for Markdown or HTML, read out as `label` if given (else silent);
+    `down` is the thumb of `up`, turned over."""
     if name != "down" and name not in SHAPES:
         raise KeyError(f"no icon named {name!r}")
-    said = f'role="img" aria-label="{html.escape(label)}"' if label else 'aria-hidden="true"'
-    return f'<span class="st-icon st-icon-{name}" {said}></span>'
+    mark = f'<span class="st-icon st-icon-{name}" aria-hidden="true"></span>'
+    return mark + (f'<span class="st-sr">{html.escape(label)}</span>' if label else "")
 
 
 def _mask(name: str) -> str:
@@ -66,6 +67,9 @@ def icon_css() -> str:
   mask-size: contain; flex: none; }}""",
         f"{buttons} {{ content: ''; margin-right: .3em; }}",
         ".st-icon-down, #thumbs-down::before { transform: rotate(180deg); }",
+        # Read out, not shown: the usual visually-hidden pattern.
+        ".st-sr { position: absolute; width: 1px; height: 1px; margin: -1px; padding: 0; "
+        "overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; border: 0; }",
         f".st-icon-down, #thumbs-down::before {{ {_mask('up')} }}",
     ]
     rules += [f".st-icon-{name} {{ {_mask(name)} }}" for name in SHAPES]
