@@ -17,7 +17,8 @@ every animation frame, it records the milliseconds since the click until:
            axes in each) and the summary is filled: what the acceptance point is about;
 * panels   the drift panel above the charts is filled as well (everything loaded);
 * plotly   when the browser had Plotly's JavaScript chunk (its resource entry's end,
-           relative to the click; negative when fetched before the click).
+           relative to the click; negative when fetched before the click), and whether it
+           had also run by the click (`window.Plotly` set).
 
 Usage (from the repository root):
 
@@ -76,9 +77,9 @@ PROBE_JS = """async ({names, timeout}) => {
     return gd && gd._fullLayout && gd.querySelector(".main-svg .cartesianlayer .xtick");
   }).length;
   const text = id => (document.getElementById(id)?.innerText || "").trim();
+  const marks = {plotly_ready: !!window.Plotly};  // Plotly's chunk already run at the click
   const t0 = performance.now();
   tab.click();
-  const marks = {};
   return await new Promise(resolve => {
     const check = () => {
       const now = performance.now() - t0;
@@ -211,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
                     r = runs[-1]
                     print(f"run {i + 1}: first {r['first']:7.1f} ms  charts {r['charts']:7.1f} ms"
                           f"  panels {r['panels']:7.1f} ms  plotly chunk at "
-                          f"{r['plotly'] if r['plotly'] is not None else '-'} ms")
+                          f"{r['plotly'] if r['plotly'] is not None else '-'} ms"
+                          f"{' (run before the click)' if r['plotly_ready'] else ''}")
             finally:
                 browser.close()
         medians = {k: round(statistics.median(r[k] for r in runs), 1)

@@ -3,6 +3,8 @@ Plotly charts of the stored log, for a chosen time window."""
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -23,12 +25,44 @@ from ui.browser_time import time_tag
 from ui.guard import UiGuard
 from ui.icons import icon
 
+log = logging.getLogger(__name__)
+
 DRIFT_ICONS = {"ok": "ok", "watch": "watch", "drift": "warning", NOT_JUDGED: "pending"}
 # Often enough to watch a rollout, rarely enough that an open tab is not a load on the log.
 AUTO_REFRESH_SECONDS = 60
 # A chart narrower than this (two side by side on a phone) has no room for its title and
 # Plotly's tool bar: rows wrap instead.
 PLOT_MIN_PX = 340
+
+
+def plotly_chunk() -> str | None:
+    """The page-relative URL of Gradio's Plotly chunk (`assets/PlotlyPlot-<hash>.js`), or
+    None when this Gradio build has none. Gradio imports it the first time a gr.Plot has a
+    figure to draw: 4.6 MB of JavaScript to fetch, parse and run, seconds on a slow laptop,
+    all of it after the click on Monitoring unless the page loads it beforehand."""
+    assets = Path(gr.__file__).parent / "templates" / "frontend" / "assets"
+    found = sorted(assets.glob("PlotlyPlot-*.js"))
+    if len(found) != 1:
+        log.warning("no single Plotly chunk in %s: charts load when Monitoring opens", assets)
+        return None
+    return f"assets/{found[0].name}"
+
+
+def preload_charts_js(chunk: str | None) -> str:
+    """A page function that, when given true (the person may see Monitoring), imports the
+    Plotly chunk once the browser is idle, so the tab draws its charts as soon as their data
+    arrive. The same URL as Gradio's own import: the browser keeps one module for both."""
+    if chunk is None:
+        return "(wanted) => {}"
+    return f"""(wanted) => {{
+  if (!wanted || window.__chartsPreload) return;
+  const load = () => {{
+    window.__chartsPreload = import(new URL({chunk!r}, document.baseURI).href)
+      .catch(() => {{ window.__chartsPreload = null; }});
+  }};
+  if ("requestIdleCallback" in window) requestIdleCallback(load, {{timeout: 3000}});
+  else setTimeout(load, 500);
+}}"""
 
 
 def build_monitoring_tab(settings: Settings, tab: gr.Tab, guard: UiGuard) -> None:
