@@ -112,9 +112,16 @@ def test_monitoring_as_a_reviewer(page: Page, monitoring_server: tuple[Server, i
     expect(badge).to_contain_text("1 open alert(s):")
     expect(badge).to_contain_text("error_rate")
 
+    # A reviewer's page loads the charts' JavaScript before the tab is opened.
+    page.wait_for_function("() => !!window.Plotly")
+
     open_tab(page, "Monitoring")
     expect(page.locator("#monitoring-summary")).to_contain_text("8 requests")
+    expect(page.locator("#alerts")).to_contain_text("error_rate")
+    # The panels come in an event chained to the charts' one, and fill too.
     expect(page.locator("#drift")).to_contain_text("Drift: not enough data")
+    expect(page.locator("#versions")).to_contain_text("75.0 % of 8")  # 6 up, 2 down
+    expect(page.locator("#flagged")).to_contain_text("thumbs down")
     expect(page.locator("#auto-refresh input")).not_to_be_checked()
 
     labels = plotted(page, "labels")
@@ -139,10 +146,14 @@ def test_monitoring_as_a_reviewer(page: Page, monitoring_server: tuple[Server, i
 def test_an_anonymous_visitor_sees_no_badge(page: Page,
                                             monitoring_server: tuple[Server, int]) -> None:
     server, _ = monitoring_server
+    chunks: list[str] = []
+    page.on("request", lambda r: chunks.append(r.url) if "/PlotlyPlot-" in r.url else None)
     page.goto(server.url, wait_until="domcontentloaded")
     expect(page.locator("#signed-in")).to_contain_text("Not signed in")
     expect(page.locator("#alert-badge")).to_be_hidden()
     assert "error_rate" not in page.content()
+    page.wait_for_timeout(1500)  # a reviewer's page would have started loading Plotly
+    assert chunks == [] and page.evaluate("() => window.Plotly === undefined")
 
 
 @pytest.mark.parametrize("signed_in", [False, True], ids=["anonymous", "reviewer"])
@@ -157,8 +168,10 @@ def test_the_badge_handler_checks_its_caller(monitoring_server: tuple[Server, in
         cookies = {SIGN_IN_COOKIE: answer.cookies[SIGN_IN_COOKIE]}
     with httpx.Client(base_url=server.url, timeout=30, cookies=cookies) as client:
         deps, _ = dependencies(client)
-        for name in ("refresh_alert_badge", "render"):
+        for name, secret in (("refresh_alert_badge", "error_rate"), ("render", "error_rate"),
+                             ("render_panels", "thumbs down")):
             dep = next(d for d in deps if d["api_name"] == name)
-            outcome = call_fn(client, dep["id"], [] if name != "render" else ["Last 24 hours"])
+            outcome = call_fn(client, dep["id"], [] if name.startswith("refresh")
+                              else ["Last 24 hours"])
             assert outcome.success, outcome.output
-            assert ("error_rate" in outcome.text) is signed_in, (name, outcome.text[:300])
+            assert (secret in outcome.text) is signed_in, (name, outcome.text[:300])

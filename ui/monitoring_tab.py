@@ -4,17 +4,21 @@ Plotly charts of the stored log, for a chosen time window."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
 from classifier.access import Role
+from dashboards.alerts import list_open_alerts
 from dashboards.health import (
     FLAGGED_COLUMNS,
     NOT_JUDGED,
     TERM_COLUMNS,
     VERSION_COLUMNS,
+    alerts_markdown,
     load_health,
 )
 from dashboards.monitoring import FIGURE_NAMES, load_monitoring
@@ -65,8 +69,20 @@ def preload_charts_js(chunk: str | None) -> str:
 }}"""
 
 
+@contextmanager
+def shown_errors(window_name: str) -> Iterator[None]:
+    """A storage failure or an unknown window becomes the page's error message."""
+    try:
+        yield
+    except SupportTriageError as exc:
+        raise gr.Error(str(exc), title="Monitoring unavailable", print_exception=False) from None
+    except KeyError:
+        raise gr.Error(f"Unknown time window {window_name!r}.", print_exception=False) from None
+
+
 def build_monitoring_tab(settings: Settings, tab: gr.Tab, guard: UiGuard) -> None:
-    """Lay out the Monitoring tab; everything loads when the tab opens or on Refresh."""
+    """Lay out the Monitoring tab; everything loads when the tab opens or on Refresh: the
+    alerts, summary and charts first, then (a chained event) the panels below them."""
     alerts = gr.Markdown("Open this tab or press Refresh to load.", elem_id="alerts")
     with gr.Row():
         window = gr.Radio(list(WINDOWS), value="Last 24 hours", label="Time window",
@@ -95,29 +111,38 @@ def build_monitoring_tab(settings: Settings, tab: gr.Tab, guard: UiGuard) -> Non
 
     @guard.handler(Role.REVIEWER, "see monitoring", quiet=True)
     def render(window_name: str) -> list[Any]:
-        try:
+        """The open alerts, the summary and the charts: what the tab shows first."""
+        with shown_errors(window_name):
             view = load_monitoring(settings, window_name)
-            health = load_health(settings, make_window(window_name))
-        except SupportTriageError as exc:
-            raise gr.Error(str(exc), title="Monitoring unavailable",
-                           print_exception=False) from None
-        except KeyError:
-            raise gr.Error(f"Unknown time window {window_name!r}.",
-                           print_exception=False) from None
-        alerts = f"{icon('alert' if health.open_alerts else 'ok')} {health.alerts}"
+            open_alerts = list_open_alerts(settings)
+        alerts = f"{icon('alert' if open_alerts else 'ok')} {alerts_markdown(open_alerts)}"
+        return [alerts, view.summary, *(view.figures[name] for name in FIGURE_NAMES)]
+
+    @guard.handler(Role.REVIEWER, "see monitoring", quiet=True)
+    def render_panels(window_name: str) -> list[Any]:
+        """Drift, the per-version table and the flagged messages, in an event chained to
+        the charts' one: drift reads the newest texts of the window, the slowest part of
+        the tab, and the charts need not wait for it."""
+        with shown_errors(window_name):
+            health = load_health(settings, make_window(window_name), with_alerts=False)
         drift = f"{icon(DRIFT_ICONS[health.drift_status])} {health.drift}"
         flagged_rows = [[time_tag(when), *rest] for when, *rest in health.flagged]
-        return [alerts, view.summary, drift, health.terms, health.versions,
-                *(view.figures[name] for name in FIGURE_NAMES), flagged_rows]
+        return [drift, health.terms, health.versions, flagged_rows]
 
     @guard.handler(Role.REVIEWER, "see monitoring", quiet=True)
     def switch_auto_refresh(on: bool) -> Any:
         return gr.Timer(active=on)
 
-    outputs = [alerts, summary, drift, terms, versions, *plots, flagged]
+    # The charts first, then the panels in a chained event.
+    chart_outputs = [alerts, summary, *plots]
+    panel_outputs = [drift, terms, versions, flagged]
     for trigger in (refresh.click, window.change, tab.select):
-        trigger(render, inputs=[window], outputs=outputs, api_visibility="private")
+        trigger(render, inputs=[window], outputs=chart_outputs, api_visibility="private"
+                ).then(render_panels, inputs=[window], outputs=panel_outputs,
+                       api_visibility="private")
     # No spinners over the charts once a minute: the new figures simply replace the old.
-    ticker.tick(render, inputs=[window], outputs=outputs, api_visibility="private",
-                show_progress="hidden")
+    ticker.tick(render, inputs=[window], outputs=chart_outputs, api_visibility="private",
+                show_progress="hidden"
+                ).then(render_panels, inputs=[window], outputs=panel_outputs,
+                       api_visibility="private", show_progress="hidden")
     auto.change(switch_auto_refresh, inputs=[auto], outputs=[ticker], api_visibility="private")
