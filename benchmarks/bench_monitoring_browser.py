@@ -76,7 +76,9 @@ PROBE_JS = """async ({names, timeout}) => {
     const gd = document.querySelector(`#plot-${n} .js-plotly-plot`);
     return gd && gd._fullLayout && gd.querySelector(".main-svg .cartesianlayer .xtick");
   }).length;
-  const text = id => (document.getElementById(id)?.innerText || "").trim();
+  // The markdown itself: the block around it also holds Gradio's "processing | 0.3s".
+  const text = id => (document.querySelector(`#${id} [data-testid=markdown]`)?.textContent
+                      || "").trim();
   const marks = {plotly_ready: !!window.Plotly};  // Plotly's chunk already run at the click
   const t0 = performance.now();
   tab.click();

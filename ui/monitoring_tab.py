@@ -37,6 +37,23 @@ AUTO_REFRESH_SECONDS = 60
 # A chart narrower than this (two side by side on a phone) has no room for its title and
 # Plotly's tool bar: rows wrap instead.
 PLOT_MIN_PX = 340
+# Runs in the page before the panels' request: waits until every chart has drawn (at most
+# PANELS_WAIT_MS), so that Plotly's work is not slowed by the tables arriving in the middle
+# of it; on a refresh the charts are there already and the request leaves at once.
+PANELS_WAIT_MS = 3000
+AFTER_CHARTS_JS = f"""(windowName) => new Promise(resolve => {{
+  const start = performance.now();
+  const check = () => {{
+    const plots = [...document.querySelectorAll("#monitoring-charts [id^=plot-]")];
+    const drawn = plots.every(plot => plot.querySelector(".main-svg"));
+    if (drawn || performance.now() - start > {PANELS_WAIT_MS}) {{
+      resolve(windowName);
+    }} else {{
+      requestAnimationFrame(check);
+    }}
+  }};
+  requestAnimationFrame(check);
+}})"""
 
 
 def plotly_chunk() -> str | None:
@@ -101,10 +118,12 @@ def build_monitoring_tab(settings: Settings, tab: gr.Tab, guard: UiGuard) -> Non
     versions = gr.Dataframe(headers=VERSION_COLUMNS, interactive=False, elem_id="versions",
                             label="By model version")
     plots = []
-    for first in range(0, len(FIGURE_NAMES), 2):
-        with gr.Row():
-            plots += [gr.Plot(elem_id=f"plot-{name}", show_label=False, min_width=PLOT_MIN_PX)
-                      for name in FIGURE_NAMES[first:first + 2]]
+    with gr.Column(elem_id="monitoring-charts"):
+        for first in range(0, len(FIGURE_NAMES), 2):
+            with gr.Row():
+                plots += [gr.Plot(elem_id=f"plot-{name}", show_label=False,
+                                  min_width=PLOT_MIN_PX)
+                          for name in FIGURE_NAMES[first:first + 2]]
     flagged = gr.Dataframe(headers=FLAGGED_COLUMNS, interactive=False, wrap=True,
                            elem_id="flagged", datatype=["html", *["str"] * 6],
                            label="Recent low-confidence and thumbs-down messages")
@@ -139,10 +158,10 @@ def build_monitoring_tab(settings: Settings, tab: gr.Tab, guard: UiGuard) -> Non
     for trigger in (refresh.click, window.change, tab.select):
         trigger(render, inputs=[window], outputs=chart_outputs, api_visibility="private"
                 ).then(render_panels, inputs=[window], outputs=panel_outputs,
-                       api_visibility="private")
+                       js=AFTER_CHARTS_JS, api_visibility="private")
     # No spinners over the charts once a minute: the new figures simply replace the old.
     ticker.tick(render, inputs=[window], outputs=chart_outputs, api_visibility="private",
                 show_progress="hidden"
                 ).then(render_panels, inputs=[window], outputs=panel_outputs,
-                       api_visibility="private", show_progress="hidden")
+                       js=AFTER_CHARTS_JS, api_visibility="private", show_progress="hidden")
     auto.change(switch_auto_refresh, inputs=[auto], outputs=[ticker], api_visibility="private")
