@@ -110,11 +110,13 @@ def model_version_rows(now: datetime) -> list[dict[str, Any]]:
 
 
 def prediction_rows(first_id: int, count: int, n: int, now: datetime, rng: random.Random,
-                    texts: list[str]) -> Iterator[dict[str, Any]]:
+                    texts: list[str], versions: tuple[int, int] = (1, 2),
+                    ) -> Iterator[dict[str, Any]]:
     """Rows `first_id`..`first_id + count - 1` of `n` realistic prediction rows, oldest
     first: row i lands in the i-th of n equal slices of the span, so ids grow with time
-    and any chunk can be made without the others (10 M rows do not fit in memory)."""
-    switch = now - timedelta(days=10)  # version 2 went live ten days ago
+    and any chunk can be made without the others (10 M rows do not fit in memory).
+    `versions`: (older, newer) model version; the newer answers the last ten days."""
+    switch = now - timedelta(days=10)  # the newer version went live ten days ago
     span = SPAN.total_seconds()
     for i in range(first_id, first_id + count):
         offset = span * (1 - (i - 1 + rng.random()) / n)
@@ -135,7 +137,7 @@ def prediction_rows(first_id: int, count: int, n: int, now: datetime, rng: rando
             row.update(status="ok", label=label, confidence=round(confidence, 6),
                        scores={lab: round(confidence if lab == label else rest, 6)
                                for lab in LABELS},
-                       model_version=2 if created >= switch else 1)
+                       model_version=versions[1] if created >= switch else versions[0])
         elif draw < 0.98:
             row.update(status="rejected", text=None, text_chars=rng.choice((0, 3, 6000)),
                        reason="empty: The message is empty: paste the customer's message.",
@@ -163,20 +165,24 @@ def feedback_rows(predictions: list[dict[str, Any]], rng: random.Random,
     return rows
 
 
-def fill(settings: Settings, n_rows: int, feedback_share: float, seed: int) -> dict[str, Any]:
+def fill(settings: Settings, n_rows: int, feedback_share: float, seed: int,
+         versions: tuple[int, int] | None = None) -> dict[str, Any]:
     """Insert the data set CHUNK rows at a time (made as they are inserted, so memory stays
-    flat at any size); returns counts and timings of the setup."""
+    flat at any size); returns counts and timings of the setup. `versions`: (older, newer)
+    model versions already registered in the database; None registers two fake ones."""
     rng = random.Random(seed)
     now = datetime.now(UTC)
     texts = load_dataset(DEFAULT_TEST).texts
     engine = get_engine(settings)  # creates the tables
     generate_s = insert_s = 0.0
-    with engine.begin() as conn:
-        conn.execute(insert(ModelVersion), model_version_rows(now))
+    if versions is None:
+        versions = (1, 2)
+        with engine.begin() as conn:
+            conn.execute(insert(ModelVersion), model_version_rows(now))
     for first_id in range(1, n_rows + 1, CHUNK):
         start = time.perf_counter()
         predictions = list(prediction_rows(first_id, min(CHUNK, n_rows - first_id + 1),
-                                           n_rows, now, rng, texts))
+                                           n_rows, now, rng, texts, versions))
         ratings = feedback_rows(predictions, rng, feedback_share)
         generate_s += time.perf_counter() - start
         start = time.perf_counter()

@@ -97,30 +97,48 @@ def failure_share_figure(rows: Sequence[tuple[datetime, str, int]],
     return _time_axis(_layout(fig, title, "% of requests"), window)
 
 
+def _add_marks(fig: go.Figure, shapes: list[dict[str, object]],
+               annotations: list[dict[str, object]]) -> go.Figure:
+    """Append shapes and annotations in one layout update: plotly's add_hline and add_vline
+    cost 15-30 ms each (they work out which subplots a line spans, line by line), and an
+    update without `overwrite` merges the lists element by element (80 ms)."""
+    fig.update_layout(shapes=[*fig.layout.shapes, *shapes],
+                      annotations=[*fig.layout.annotations, *annotations], overwrite=True)
+    return fig
+
+
 def mark_events(fig: go.Figure, events: Sequence[Event]) -> go.Figure:
     """A dotted vertical line with a short label at each change of what serves (promotion,
     canary start, share change and stop, rollback), so a step in a chart can be read
     against the change that caused it."""
-    if not fig.data:  # the empty-window notice has no time axis to mark
+    if not fig.data or not events:  # the empty-window notice has no time axis to mark
         return fig
-    for when, action, version in events:
-        fig.add_vline(x=when, line={"dash": "dot", "color": "#555", "width": 1})
-        # Not add_vline's annotation_text: it does arithmetic on x and fails for dates.
-        fig.add_annotation(x=when, y=1, yref="paper", text=EVENT_LABELS[action].format(version),
-                           showarrow=False, textangle=-90, xanchor="right", yanchor="top",
-                           font={"size": 10, "color": "#555"}, name="event")
-    return fig
+    line = {"dash": "dot", "color": "#555", "width": 1}
+    return _add_marks(
+        fig,
+        # What add_vline makes: from the bottom to the top of the plot at that time.
+        [{"type": "line", "xref": "x", "x0": when, "x1": when, "yref": "y domain",
+          "y0": 0, "y1": 1, "line": line} for when, _, _ in events],
+        [{"x": when, "y": 1, "yref": "paper", "text": EVENT_LABELS[action].format(version),
+          "showarrow": False, "textangle": -90, "xanchor": "right", "yanchor": "top",
+          "font": {"size": 10, "color": "#555"}, "name": "event"}
+         for when, action, version in events])
 
 
 def mark_thresholds(fig: go.Figure, lines: Sequence[tuple[str, float]]) -> go.Figure:
     """A dashed horizontal line at each alert limit for the measure the chart shows."""
-    if not fig.data:
+    if not fig.data or not lines:
         return fig
-    for name, value in lines:
-        fig.add_hline(y=value, line={"dash": "dash", "color": "#e76f51", "width": 1},
-                      annotation_text=name, annotation_position="top left",
-                      annotation_font={"size": 10, "color": "#e76f51"})
-    return fig
+    color = "#e76f51"
+    return _add_marks(
+        fig,
+        # What add_hline makes, with its annotation at the top left of the line.
+        [{"type": "line", "xref": "x domain", "x0": 0, "x1": 1, "yref": "y", "y0": value,
+          "y1": value, "line": {"dash": "dash", "color": color, "width": 1}}
+         for _, value in lines],
+        [{"text": name, "showarrow": False, "xref": "x domain", "x": 0, "xanchor": "left",
+          "yref": "y", "y": value, "yanchor": "bottom", "font": {"size": 10, "color": color}}
+         for name, value in lines])
 
 
 def in_zone(fig: go.Figure, zone: tzinfo) -> go.Figure:

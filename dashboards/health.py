@@ -70,12 +70,12 @@ def drift_markdown(report: DriftReport, last_n: int) -> str:
     return "\n".join([head, *(f"- {reason}" for reason in report.reasons)])
 
 
-def load_health(settings: Settings, window: queries.Window,
-                time_text: Callable[[datetime], str] = utc_text) -> HealthView:
-    """Everything above the charts, for the chosen window; `time_text` writes the times
-    inside its Markdown."""
+def load_health(settings: Settings, window: queries.Window, *,
+                with_alerts: bool = True) -> HealthView:
+    """Everything above the charts, for the chosen window. `with_alerts=False` leaves the
+    open alerts out (empty text, 0): for a caller that shows them with the charts."""
     report = measure_drift(settings, window, last_n=settings.drift_window_requests)
-    alerts = list_open_alerts(settings)
+    alerts = list_open_alerts(settings) if with_alerts else []
     with session_scope(settings) as session:
         totals = queries.version_totals(session=session, window=window)
         ratings = {v: (up, down) for v, up, down in
@@ -95,7 +95,7 @@ def load_health(settings: Settings, window: queries.Window,
             round(percentile_from_histogram(t.latency_bins, 95), 2) if t.latency_bins else "–",
             round(t.sum_confidence / answered, 3) if answered else "–"])
     return HealthView(
-        alerts=alerts_markdown(alerts, time_text),
+        alerts=alerts_markdown(alerts) if with_alerts else "",
         open_alerts=len(alerts),
         drift=drift_markdown(report, settings.drift_window_requests),
         drift_status=report.status if report.judged else NOT_JUDGED,

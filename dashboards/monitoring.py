@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 
 import plotly.graph_objects as go
 
@@ -49,9 +49,10 @@ def _summary(status_rows: list[tuple[datetime, str, int]],
             f"latency p95 {p95} · ratings: {rated}")
 
 
-def load_monitoring(settings: Settings, window_name: str,
-                    now: datetime | None = None) -> MonitoringView:
-    """Run the aggregates for `window_name` (a key of queries.WINDOWS) and build the figures.
+def load_monitoring(settings: Settings, window_name: str, now: datetime | None = None,
+                    zone: tzinfo = UTC) -> MonitoringView:
+    """Run the aggregates for `window_name` (a key of queries.WINDOWS) and build the figures,
+    their times shown in `zone` (the reader's).
 
     Raises KeyError for an unknown window and StorageError when the database is unreachable.
     """
@@ -79,7 +80,7 @@ def load_monitoring(settings: Settings, window_name: str,
     for name, lines in chart_thresholds(settings).items():
         figures.mark_thresholds(built[name], lines)
     for name in TIME_FIGURES:
-        figures.mark_events(built[name], events)
+        figures.in_zone(figures.mark_events(built[name], events), zone)
     return MonitoringView(
         summary=_summary(status_rows, latency_rows, feedback_rows, window_name),
         figures=built, query_ms=round(query_ms, 1))

@@ -31,7 +31,7 @@ DESKTOP = {"width": 1366, "height": 900}
 PHONE = {"width": 390, "height": 844}
 TABS = ("Classify", "Batch", "Monitoring", "Models", "Review")
 # What a tab's handler fills last: the tab is checked once it is there.
-READY = {"Monitoring": "#plot-feedback .js-plotly-plot",
+READY = {"Monitoring": "#drift [data-testid=markdown] strong",  # after the charts
          "Models": "#version-reliability .js-plotly-plot", "Review": "#review-card .rv-card"}
 MESSAGE = "I was charged twice for the same coffee this morning, can you refund one of them?"
 # Any pictograph an emoji font would draw (an empty box without one).

@@ -342,6 +342,10 @@ def add_event(settings: Settings, action: str, version: int, age: timedelta) -> 
                                actor="lead", reason="test"))
 
 
+def wall(age: timedelta) -> datetime:
+    return (NOW - age).replace(tzinfo=None)
+
+
 def test_charts_mark_deployments_and_alert_limits(filled: Settings) -> None:
     add_event(filled, "promote", 2, timedelta(hours=3))
     add_event(filled, "canary_start", 1, minutes(40))
@@ -356,11 +360,12 @@ def test_charts_mark_deployments_and_alert_limits(filled: Settings) -> None:
         marked = [(s.x0, a.text) for s, a in zip(
             [s for s in fig.layout.shapes if s.type == "line" and s.xref == "x"],
             [a for a in fig.layout.annotations if a.name == "event"], strict=True)]
-        assert marked == [(NOW - timedelta(hours=3), "promoted v2"),
-                          (NOW - minutes(40), "canary v1"),
-                          (NOW - minutes(30), "canary v1 share changed"),
-                          (NOW - minutes(20), "canary v1 stopped"),
-                          (NOW - minutes(15), "rolled back to v1")], name
+        # Drawn as wall-clock times of the reader's zone: UTC by default.
+        assert marked == [(wall(timedelta(hours=3)), "promoted v2"),
+                          (wall(minutes(40)), "canary v1"),
+                          (wall(minutes(30)), "canary v1 share changed"),
+                          (wall(minutes(20)), "canary v1 stopped"),
+                          (wall(minutes(15)), "rolled back to v1")], name
     limits = {name: sorted(s.y0 for s in view.figures[name].layout.shapes if s.yref == "y")
               for name in ("failures", "latency", "thumbs")}
     assert limits == {"failures": pytest.approx([100 * filled.alert_error_rate,

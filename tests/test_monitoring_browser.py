@@ -19,7 +19,16 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Server, add_account, make_settings, sign_in, start_server, stop_server
+from conftest import (
+    BROWSER_TIMEOUT_MS,
+    VIEWPORTS,
+    Server,
+    add_account,
+    make_settings,
+    sign_in,
+    start_server,
+    stop_server,
+)
 from gradio_queue import call_fn, dependencies
 
 from classifier import registry
@@ -113,12 +122,19 @@ def test_monitoring_as_a_reviewer(page: Page, monitoring_server: tuple[Server, i
     expect(badge).to_contain_text("1 open alert(s):")
     expect(badge).to_contain_text("error_rate")
 
+    # A reviewer's page loads the charts' JavaScript before the tab is opened.
+    page.wait_for_function("() => !!window.Plotly")
+
     open_tab(page, "Monitoring")
     expect(page.locator("#monitoring-summary")).to_contain_text("8 requests")
+    expect(page.locator("#alerts")).to_contain_text("error_rate")
+    # The panels come in an event chained to the charts' one, and fill too.
     expect(page.locator("#drift")).to_contain_text("Drift: not enough data")
     # The alert's start in the reader's zone, the exact UTC time in its tooltip.
     expect(page.locator("#alerts time[datetime]")).to_have_attribute("title", re.compile("Z$"))
     assert "UTC" not in page.locator("#alerts").inner_text()
+    expect(page.locator("#versions")).to_contain_text("75.0 % of 8")  # 6 up, 2 down
+    expect(page.locator("#flagged")).to_contain_text("thumbs down")
     expect(page.locator("#auto-refresh input")).not_to_be_checked()
 
     labels = plotted(page, "labels")
@@ -143,10 +159,14 @@ def test_monitoring_as_a_reviewer(page: Page, monitoring_server: tuple[Server, i
 def test_an_anonymous_visitor_sees_no_badge(page: Page,
                                             monitoring_server: tuple[Server, int]) -> None:
     server, _ = monitoring_server
+    chunks: list[str] = []
+    page.on("request", lambda r: chunks.append(r.url) if "/PlotlyPlot-" in r.url else None)
     page.goto(server.url, wait_until="domcontentloaded")
     expect(page.locator("#signed-in")).to_contain_text("Not signed in")
     expect(page.locator("#alert-badge")).to_be_hidden()
     assert "error_rate" not in page.content()
+    page.wait_for_timeout(1500)  # a reviewer's page would have started loading Plotly
+    assert chunks == [] and page.evaluate("() => window.Plotly === undefined")
 
 
 @pytest.mark.parametrize("signed_in", [False, True], ids=["anonymous", "reviewer"])
@@ -161,8 +181,37 @@ def test_the_badge_handler_checks_its_caller(monitoring_server: tuple[Server, in
         cookies = {SIGN_IN_COOKIE: answer.cookies[SIGN_IN_COOKIE]}
     with httpx.Client(base_url=server.url, timeout=30, cookies=cookies) as client:
         deps, _ = dependencies(client)
-        for name in ("refresh_alert_badge", "render"):
+        for name, secret in (("refresh_alert_badge", "error_rate"), ("render", "error_rate"),
+                             ("render_panels", "thumbs down")):
             dep = next(d for d in deps if d["api_name"] == name)
-            outcome = call_fn(client, dep["id"], [] if name != "render" else ["Last 24 hours"])
+            outcome = call_fn(client, dep["id"], {"refresh_alert_badge": [],
+                                                  "render": ["Last 24 hours", "Europe/Paris"],
+                                                  "render_panels": ["Last 24 hours"]}[name])
             assert outcome.success, outcome.output
-            assert ("error_rate" in outcome.text) is signed_in, (name, outcome.text[:300])
+            assert (secret in outcome.text) is signed_in, (name, outcome.text[:300])
+
+
+def test_charts_read_in_the_readers_zone(browser: Any,
+                                         monitoring_server: tuple[Server, int]) -> None:
+    """A reader in India sees the time axes, and the rollback marker, in Indian time."""
+    server, _ = monitoring_server
+    context = browser.new_context(viewport=VIEWPORTS["laptop"], timezone_id="Asia/Kolkata")
+    page = context.new_page()
+    page.set_default_timeout(BROWSER_TIMEOUT_MS)
+    try:
+        sign_in(page, server.url, REVIEWER, REVIEWER_PASSWORD)
+        open_tab(page, "Monitoring")
+        graph = page.locator("#plot-requests .js-plotly-plot")
+        expect(graph).to_be_attached()
+        # Minutes between the axis' end and the marker, read as this zone's wall clock, and
+        # the page's own clock: the window ends now (rounded up to its bucket), the rollback
+        # was seeded 30 minutes ago. In UTC they would be 5.5 hours behind.
+        ends, marker = graph.evaluate("""gd => {
+          const minutes = (wall) => (new Date(wall.replace(" ", "T")) - Date.now()) / 60000;
+          const note = gd.layout.annotations.find((a) => a.text.startsWith("rolled back"));
+          return [minutes(String(gd.layout.xaxis.range[1])), minutes(String(note.x))];
+        }""")
+        assert -1 <= ends <= 61, ends
+        assert -120 <= marker <= -25, marker
+    finally:
+        context.close()

@@ -11,6 +11,7 @@ from dashboards import figures
 from dashboards.drift import DriftReport
 from dashboards.health import drift_markdown
 from dashboards.queries import make_window
+from ui.browser_time import reader_zone
 
 NOW = datetime(2025, 1, 15, 12, 7, 30, tzinfo=UTC)
 
@@ -90,3 +91,10 @@ def test_charts_move_into_the_readers_zone(zone: str, hours: float) -> None:
     assert next(a for a in fig.layout.annotations if a.name == "event").x == wall(event)
     limit = next(s for s in fig.layout.shapes if s.yref == "y")  # paper x: left as it was
     assert (limit.x0, limit.x1) == (0, 1)
+
+
+@pytest.mark.parametrize(("name", "zone"), [
+    ("Europe/Paris", "Europe/Paris"), ("UTC", "UTC"), ("", "UTC"), (None, "UTC"), (42, "UTC"),
+    ("Not/A_Zone", "UTC"), ("../../etc/passwd", "UTC"), ("x" * 500, "UTC")])
+def test_a_zone_from_the_page_is_checked_like_any_input(name: object, zone: str) -> None:
+    assert str(reader_zone(name)) == zone

@@ -8,7 +8,12 @@ UTC time stays in the tooltip).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+# The page's own zone name (IANA, such as "Europe/Paris"), sent with a chart request.
+ZONE_JS = "Intl.DateTimeFormat().resolvedOptions().timeZone"
+MAX_ZONE_NAME = 64  # the longest IANA name is about 32 characters
 
 LOCAL_TIMES_JS = """() => {
   const local = (t) => {
@@ -30,3 +35,14 @@ def time_tag(moment: datetime) -> str:
     utc = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
     return (f'<time datetime="{utc:%Y-%m-%dT%H:%M:%SZ}">'
             f'{utc:%Y-%m-%d %H:%M} UTC</time>')
+
+
+def reader_zone(name: object) -> tzinfo:
+    """The zone a page reported, or UTC for anything that is not a known zone name (the
+    value comes from the browser, so it is checked like any input)."""
+    if not isinstance(name, str) or not 0 < len(name) <= MAX_ZONE_NAME:
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # unknown, or a path-like key
+        return UTC

@@ -23,7 +23,7 @@ from ui.classify_tab import build_classify_tab
 from ui.guard import UiGuard
 from ui.icons import icon
 from ui.models_tab import build_models_tab
-from ui.monitoring_tab import build_monitoring_tab
+from ui.monitoring_tab import build_monitoring_tab, plotly_chunk, preload_charts_js
 from ui.review_tab import build_review_tab
 from ui.review_view import REVIEW_KEYS_JS
 from ui.sign_in import SIGN_IN_PATH, SIGN_OUT_PATH
@@ -45,6 +45,7 @@ PAGE_JS = (f"() => {{ ({CLASSIFY_KEYS_JS})(); ({REVIEW_KEYS_JS})(); "
 # Gradio's cache (uploads, generated CSVs) is swept this often, at most.
 MAX_SWEEP_SECONDS = 60
 HANDLER_CONCURRENCY = 4
+MONITORING_ACCESS = (Role.REVIEWER, "see monitoring (it shows customers' messages)")
 
 
 def storage_notice(storage: StorageInfo) -> str:
@@ -90,14 +91,16 @@ def build_ui(service: PredictionService, startup: Startup, storage: StorageInfo,
                 gr.LoginButton(scale=0)  # Gradio adds the Hugging Face OAuth routes for it
         notice = gr.Markdown(visible=False, elem_id="storage-notice")
         badge = AlertBadge(settings, guard)
+        # True once the person on the page may open Monitoring: the page then loads the
+        # charts' JavaScript while idle (never for agents, who have no charts to see).
+        charts_ahead = gr.Checkbox(False, visible=False, elem_id="preload-charts")
         with gr.Tabs(overflow_behavior="wrap"):  # every tab in sight on a phone too
             with gr.Tab("Classify", id="classify"):
                 build_classify_tab(service, startup, guard)
             with gr.Tab("Batch", id="batch"):
                 build_batch_tab(service, guard)
             with gr.Tab("Monitoring", id="monitoring") as monitoring, restricted(
-                    Role.REVIEWER, "see monitoring (it shows customers' messages)",
-                    "monitoring"):
+                    *MONITORING_ACCESS, "monitoring"):
                 build_monitoring_tab(settings, monitoring, guard)
             with gr.Tab("Models", id="models") as models, restricted(
                     Role.REVIEWER, "see the model versions", "models"):
@@ -120,12 +123,15 @@ def build_ui(service: PredictionService, startup: Startup, storage: StorageInfo,
                 locked = f"{icon('lock')} {reason}" if reason else ""
                 updates += [gr.Markdown(locked, visible=bool(reason)),
                             gr.Column(visible=not reason)]
-            return updates
+            charts = not guard.policy.refusal(caller, *MONITORING_ACCESS)
+            return [*updates, charts]
 
         outputs: list[Any] = [who, notice, *badge.outputs]
         for *_, locked, body in locks:
             outputs += [locked, body]
-        blocks.load(on_load, outputs=outputs, api_visibility="private")
+        blocks.load(on_load, outputs=[*outputs, charts_ahead], api_visibility="private").then(
+            None, inputs=[charts_ahead], js=preload_charts_js(plotly_chunk()),
+            api_visibility="private")
     # Deliberate concurrency: quick handlers run a few at a time per event (classify sets
     # its own, higher limit; a batch file runs one at a time, others wait in the queue).
     blocks.queue(default_concurrency_limit=HANDLER_CONCURRENCY)
