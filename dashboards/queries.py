@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, and_, case, func, literal, select
+from sqlalchemy import ColumnElement, Integer, and_, case, func, literal, select
 from sqlalchemy.orm import Session
 
 from dashboards import rollups
@@ -223,25 +223,35 @@ class WindowSignals:
     low_confidence: int
 
 
-def _drift_scope(version: int, window: Window, last_n: int | None):  # type: ignore[no-untyped-def]
+def _drift_scope(session: Session, version: int, window: Window,
+                 last_n: int | None) -> ColumnElement[bool]:
     """Answered rows of `version` in the window; with `last_n`, only the newest last_n.
 
-    Row ids grow with time, so "newest N" is "id at or above the N-th newest id".
+    Row ids grow with time, so "newest N" is "id at or above the N-th newest id". That id
+    is looked up first, from the window's first id down the (version, status, id) index,
+    which stops after N rows; the scope is then a short id range rather than the whole
+    window, which the database would otherwise read to find N rows (3 s for 30 days of
+    1 M rows on SQLite).
     """
-    base = and_(_in_window(window), Prediction.status == "ok",
-                Prediction.model_version == version)
+    answered = and_(Prediction.status == "ok", Prediction.model_version == version)
+    base = and_(_in_window(window), answered)
     if last_n is None:
         return base
-    newest = (select(Prediction.id).where(base).order_by(Prediction.id.desc())
-              .offset(last_n - 1).limit(1).scalar_subquery())
-    return and_(base, Prediction.id >= func.coalesce(newest, 0))
+    first = (select(Prediction.id).where(Prediction.created_at >= window.start)
+             .order_by(Prediction.created_at).limit(1).scalar_subquery())
+    newest = session.scalar(
+        select(Prediction.id).where(base, Prediction.id >= func.coalesce(first, 0))
+        .order_by(Prediction.id.desc()).offset(last_n - 1).limit(1))
+    if newest is None:  # fewer than last_n in the window: all of them
+        return base
+    return and_(answered, Prediction.id >= newest, Prediction.created_at < window.end)
 
 
 def window_signals(*, session: Session, version: int, window: Window, low_confidence: float,
                    length_edges: tuple[int, ...], last_n: int | None = None) -> WindowSignals:
     """Aggregates of the answered requests of `version` in the window (or its newest
     `last_n`), for comparison with the version's reference profile."""
-    where = _drift_scope(version, window, last_n)
+    where = _drift_scope(session, version, window, last_n)
     length_bucket = case(*[(Prediction.text_chars < edge, i) for i, edge in
                            enumerate(length_edges)], else_=len(length_edges)).label("lb")
     n, oov, nonletter, ascii_, conf, low = session.execute(
@@ -262,7 +272,8 @@ def window_signals(*, session: Session, version: int, window: Window, low_confid
 def recent_texts(*, session: Session, version: int, window: Window, limit: int,
                  last_n: int | None = None) -> list[str]:
     """The newest stored (redacted) texts in the drift scope, for term statistics."""
-    rows = session.scalars(select(Prediction.text).where(_drift_scope(version, window, last_n))
+    scope = _drift_scope(session, version, window, last_n)
+    rows = session.scalars(select(Prediction.text).where(scope)
                            .order_by(Prediction.id.desc()).limit(limit))
     return [t for t in rows if t]
 

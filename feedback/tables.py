@@ -166,6 +166,8 @@ class Prediction(Base):
     __table_args__ = (
         Index("ix_predictions_created_at", "created_at"),
         Index("ix_predictions_version_created", "model_version", "created_at"),
+        # Drift's "newest N answered rows of a version" walks this backwards and stops.
+        Index("ix_predictions_version_status_id", "model_version", "status", "id"),
     )
 
 
