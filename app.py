@@ -150,6 +150,8 @@ def main() -> None:
     (log.info if keyring.configured() else log.warning)(keyring.describe())
     startup.start()
     log.info("Support Triage on http://%s:%d", settings.server_name, settings.server_port)
+    # loop and http stay "auto": uvloop and httptools (requirements.txt) when installed,
+    # else asyncio and h11.
     config = uvicorn.Config(app, host=settings.server_name, port=settings.server_port,
                             log_level="warning",
                             timeout_graceful_shutdown=int(SHUTDOWN_FLUSH_SECONDS))

@@ -50,7 +50,10 @@ THREADS = 1
 # Batches (training, evaluation) run this many texts at once instead: onnxruntime releases
 # the GIL, so two one-thread runs use both cores (2.0 -> 1.0 ms a text). A process limited to
 # one thread (the background retrain: OMP_NUM_THREADS=1) leaves the other core to serving.
-WORKERS = 1 if os.environ.get("OMP_NUM_THREADS") == "1" else min(2, os.cpu_count() or 1)
+# The cores this process may run on, not the machine's: a process pinned to one core (taskset,
+# a container's cpuset) would otherwise start two threads per batch that take turns on it.
+_CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+WORKERS = 1 if os.environ.get("OMP_NUM_THREADS") == "1" else min(2, _CORES or 1)
 
 
 class EncoderError(SupportTriageError):

@@ -12,8 +12,10 @@ written separately (tests/data/off_topic_hidden.txt) and Banking77's test set.
 
 from __future__ import annotations
 
+import math
 import threading
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -61,13 +63,43 @@ class OffTopicDetector:
         model = LogisticRegression(C=C, class_weight="balanced", max_iter=2000,
                                    random_state=SEED)
         model.fit(features, np.r_[np.zeros(len(requests)), np.ones(len(off_topic))])
-        self._coef = model.coef_.ravel().astype(np.float32)
+        self._coef = model.coef_.ravel()
         self._intercept = float(model.intercept_[0])
+        # Per vectoriser: its analyser (the same n-grams transform() counts) and, per n-gram
+        # of its vocabulary, (idf, coefficient * idf). See probabilities().
+        start = 0
+        self._blocks: list[tuple[Callable[[str], list[str]], dict[str, tuple[float, float]]]]
+        self._blocks = []
+        for v in self._vectorizers:
+            idf = v.idf_.astype(np.float64)
+            weight = self._coef[start:start + len(idf)] * idf
+            self._blocks.append((v.build_analyzer(), {
+                term: (float(idf[j]), float(weight[j])) for term, j in v.vocabulary_.items()}))
+            start += len(idf)
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
-        """Computed directly (no sklearn input checks): about 0.3 ms for one message."""
-        features = sparse.hstack([v.transform(texts) for v in self._vectorizers], format="csr")
-        return 1.0 / (1.0 + np.exp(-(features @ self._coef + self._intercept)))
+        """The regression's probability for each text, computed n-gram by n-gram: what
+        `transform` then `features @ coef` give (sublinear tf, idf, each block L2-normalised),
+        without building a sparse matrix. Almost all of the two transforms' 0.5-0.6 ms for
+        one message is input checks and matrix bookkeeping (the n-grams take about 30 µs);
+        this takes about 0.1 ms a message, whatever the batch size."""
+        return np.array([self._probability(text) for text in texts], dtype=np.float64)
+
+    def _probability(self, text: str) -> float:
+        z = self._intercept
+        for analyze, weights in self._blocks:
+            squares = dot = 0.0
+            for term, count in Counter(analyze(text)).items():
+                known = weights.get(term)
+                if known is not None:
+                    tf = 1.0 + math.log(count)  # sublinear_tf
+                    squares += (tf * known[0]) ** 2
+                    dot += tf * known[1]
+            if squares:
+                z += dot / math.sqrt(squares)
+        if z < 0:  # exp of a large -z would overflow
+            return math.exp(z) / (1.0 + math.exp(z))
+        return 1.0 / (1.0 + math.exp(-z))
 
     def flag(self, texts: Sequence[str]) -> list[bool]:
         """Which of `texts` are not support requests."""

@@ -3,8 +3,10 @@ the service answers and stores for one."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from conftest import ROOT
+from scipy import sparse
 from sqlalchemy import select
 
 from classifier.dataset import DEFAULT_TEST, load_dataset
@@ -76,3 +78,14 @@ def test_the_page_names_a_category_only_when_it_can_be_trusted(
     result = PredictionResult("r" * 32, "billing", 0.45, scores, 1, 3.0, low, {}, off)
     assert category(result) == (NOT_A_REQUEST if off else scores)
     assert said in details(result, 0.5)
+
+
+def test_the_direct_probabilities_are_the_vectorisers_and_regression_s() -> None:
+    """probabilities() adds up n-gram weights itself; it must give what the fitted
+    vectorisers' sparse features times the coefficients give."""
+    texts = [*HIDDEN, *load_dataset(DEFAULT_TEST).texts[:500], "", "   ", "!!!", "Ça coûte 3€",
+             "HELLO hello HeLLo", "card " * 500, "naïve café ﬁancé", "日本語のテキスト"]
+    d = detector()
+    features = sparse.hstack([v.transform(texts) for v in d._vectorizers], format="csr")
+    expected = 1.0 / (1.0 + np.exp(-(features @ d._coef + d._intercept)))
+    assert np.allclose(d.probabilities(texts), expected, rtol=0, atol=1e-5)
