@@ -135,6 +135,8 @@ class Load:
 
 
 CHAOS_ENV = {"UI_RATE_LIMIT_PER_MINUTE": "0", "RATE_LIMIT_PER_MINUTE": "0"}
+MIN_ANSWERED = 50  # answered requests before the kill: enough in flight to lose some
+LOAD_START_TIMEOUT_S = 30
 
 
 def test_kill_9_under_load_loses_no_answered_row(trained_data_dir: Path, tmp_path: Path) -> None:
@@ -146,11 +148,15 @@ def test_kill_9_under_load_loses_no_answered_row(trained_data_dir: Path, tmp_pat
     for round_ in range(3):
         server = start_server(data_dir, tmp_path / f"server-{round_}.log", extra_env=CHAOS_ENV)
         load = Load(server.url).start(rest=8, ui=2, raters=2)
-        time.sleep(3)
+        # Kill once the load is well under way (not after a fixed time: on a busy machine
+        # the clients may need longer to get going).
+        deadline = time.monotonic() + LOAD_START_TIMEOUT_S
+        while len(load.predicted) <= MIN_ANSWERED and time.monotonic() < deadline:
+            time.sleep(0.1)
         os.kill(server.process.pid, signal.SIGKILL)  # mid-load, no goodbye
         server.process.wait(timeout=10)
         load.join()
-        assert len(load.predicted) > 50, "the load did not get going"
+        assert len(load.predicted) > MIN_ANSWERED, "the load did not get going"
         predicted |= load.predicted
         rated |= load.rated
     stored, stored_rated = answered_rows(url)
