@@ -14,16 +14,6 @@ from ui.downloads import scratch_folder
 from ui.guard import UiGuard
 from ui.icons import icon
 
-# Gradio names its drop zone "Click to upload or drop files" while showing other words
-# ("Drop File Here - or - Click to Upload"): someone using voice control, saying what they
-# see, would miss it (WCAG 2.5.3). Without the label, the words shown are its name.
-UPLOAD_NAME_JS = """() => {
-  const fix = () => document.querySelectorAll(".upload-container[aria-label]")
-    .forEach((zone) => zone.removeAttribute("aria-label"));
-  new MutationObserver(fix).observe(document.body, {childList: true, subtree: true});
-  fix();
-}"""
-
 
 def build_batch_tab(service: PredictionService, guard: UiGuard) -> None:
     """Lay out the Batch tab inside the current gr.Blocks context."""

@@ -17,7 +17,8 @@ from classifier.service import PredictionService
 from classifier.startup import Startup
 from feedback.db import StorageInfo
 from ui.alert_badge import AlertBadge
-from ui.batch_tab import UPLOAD_NAME_JS, build_batch_tab
+from ui.aria_fixes import ARIA_FIXES_JS
+from ui.batch_tab import build_batch_tab
 from ui.browser_time import LOCAL_TIMES_JS
 from ui.classify_tab import build_classify_tab
 from ui.guard import UiGuard
@@ -39,9 +40,9 @@ CLASSIFY_KEYS_JS = """() => {
   });
 }"""
 # The page's one script (Gradio runs a single function at load): every tab's keys, times
-# in the reader's zone, and the upload zone's name.
+# in the reader's zone, and Gradio's ARIA mistakes corrected.
 PAGE_JS = (f"() => {{ ({CLASSIFY_KEYS_JS})(); ({REVIEW_KEYS_JS})(); "
-           f"({LOCAL_TIMES_JS})(); ({UPLOAD_NAME_JS})(); }}")
+           f"({LOCAL_TIMES_JS})(); ({ARIA_FIXES_JS})(); }}")
 # Gradio's cache (uploads, generated CSVs) is swept this often, at most.
 MAX_SWEEP_SECONDS = 60
 HANDLER_CONCURRENCY = 4
