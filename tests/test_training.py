@@ -311,31 +311,24 @@ def _run_cli(args: list[str], data_dir: Path) -> dict[str, object]:
 @pytest.mark.slow
 def test_cli_trains_banking77(tmp_path: Path) -> None:
     """The default model, as the issue's acceptance runs it: at least fine-tuned BERT's 93.7 %
-    on the 77 intents, and at least 97.5 % on the five categories with ECE <= 0.03."""
-    base = ["train", "--data", "classifier/data/train.csv",
-            "--test-data", "classifier/data/test.csv", "--text-column", "text",
-            "--label-column", "category"]
-    summary = _run_cli(base, tmp_path)
-    assert {"version", "accuracy", "macro_f1", "n_train", "n_test", "labels"} <= set(summary)
-    assert summary["version"] == 1
-    assert summary["model"] == "tfidf+minilm"
-    assert summary["accuracy"] >= 0.937
-    assert summary["macro_f1"] >= 0.93
-    assert (summary["n_train"], summary["n_test"]) == (10003, 3080)
-    assert isinstance(summary["labels"], list) and len(summary["labels"]) == 77
-    assert "Refund_not_showing_up" in summary["labels"]
-    assert "reverted_card_payment?" in summary["labels"]
-    assert summary["status"] == "candidate"
-
-    support = _run_cli([*base, "--taxonomy", "classifier/data/taxonomy.json", "--promote"],
-                       tmp_path)
-    assert support["version"] == 2
+    on the 77 intents, and at least 97.5 % on the five categories with ECE <= 0.03. One
+    training (the default model learns the 77 intents and answers in the categories): each
+    costs minutes on a slow machine."""
+    support = _run_cli(["train", "--data", "classifier/data/train.csv",
+                        "--test-data", "classifier/data/test.csv", "--text-column", "text",
+                        "--label-column", "category", "--taxonomy",
+                        "classifier/data/taxonomy.json", "--promote"], tmp_path)
+    assert {"version", "accuracy", "macro_f1", "n_train", "n_test", "labels"} <= set(support)
+    assert support["version"] == 1
+    assert support["model"] == "tfidf+minilm"
+    assert (support["n_train"], support["n_test"]) == (10003, 3080)
     assert support["labels"] == CATEGORIES
     assert support["status"] == "live"
     assert support["promoted"] is True
     assert support["accuracy"] >= 0.975
     assert support["ece"] <= 0.03
     assert support["intents"]["labels"] == 77 and support["intents"]["accuracy"] >= 0.937
+    assert support["macro_f1"] >= 0.93
 
 
 # --- fine labels answered in categories, temperature -----------------------------------------
