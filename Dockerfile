@@ -45,11 +45,11 @@ USER 10001:10001
 # not at the top: a build argument is part of the cache key of every RUN after it, and the
 # dependency layer above should not be rebuilt when only this changes.
 ARG BAKE_MODEL=0
-# The app's own first-start path (classifier/bootstrap.py): train the default model on
+# The app's own first-start path (classifier/training/default_model.py): train the default model on
 # Banking77 and promote it, only when no version is live. Before VOLUME: a build step that
 # writes under a declared volume is discarded.
 RUN if [ "$BAKE_MODEL" = "1" ]; then \
-        python -c "from classifier.bootstrap import ensure_live_model; \
+        python -c "from classifier.training.default_model import ensure_live_model; \
 from feedback.settings import load_settings; ensure_live_model(load_settings())"; \
     fi
 

@@ -25,14 +25,14 @@ from api.metrics import ApiMetrics, MeteredService, build_metrics_router
 from api.read_timeout import ReadTimeout
 from api.rejections import RejectionLog
 from api.routes import OPEN_PATHS, ROUTES, build_api_router
-from classifier.access import CACHE_SECONDS as ACCOUNTS_REFRESH_SECONDS
-from classifier.access import AccessPolicy
-from classifier.background import BackgroundWork
-from classifier.ratelimit import TokenBucketLimiter
-from classifier.serving import ModelCache
-from classifier.startup import Startup
+from classifier.serving.background import BackgroundWork
+from classifier.serving.model_cache import ModelCache
+from classifier.serving.ratelimit import TokenBucketLimiter
+from classifier.serving.startup import Startup
+from classifier.versions.autopromote import AUTO_PROMOTE_CHECK_SECONDS, auto_promote_round
 from dashboards.alerts import check_alerts, record_outage
-from dashboards.autopromote import AUTO_PROMOTE_CHECK_SECONDS, auto_promote_round
+from feedback.access import CACHE_SECONDS as ACCOUNTS_REFRESH_SECONDS
+from feedback.access import AccessPolicy
 from feedback.db import describe_storage, get_engine
 from feedback.log_writer import PredictionLogWriter
 from feedback.retention import apply_retention

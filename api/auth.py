@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 from api.errors import ApiError
-from classifier.access import is_loopback
+from feedback.access import is_loopback
 from feedback.api_keys import active_key_hashes, any_api_keys, hash_secret
 from feedback.db import session_scope
 from feedback.errors import StorageError

@@ -16,8 +16,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from classifier.batch import error_code
-from classifier.serving import ModelUnavailableError
+from classifier.serving.batch import error_code
+from classifier.serving.model_cache import ModelUnavailableError
 from feedback.errors import (
     InvalidInputError,
     NotAuthorizedError,

@@ -20,8 +20,8 @@ from api.auth import ApiKeyring
 from api.errors import API_PREFIX, ApiError, error_response
 from api.metrics import ApiMetrics
 from api.rejections import RejectionLog
-from classifier.access import came_through_proxy
-from classifier.ratelimit import TokenBucketLimiter
+from classifier.serving.ratelimit import TokenBucketLimiter
+from feedback.access import came_through_proxy
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

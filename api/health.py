@@ -19,9 +19,9 @@ from fastapi.responses import JSONResponse
 
 from api.errors import API_PREFIX
 from api.schemas import HealthResponse
-from classifier.background import BackgroundWork
-from classifier.serving import ModelCache, ModelUnavailableError
-from classifier.startup import Startup
+from classifier.serving.background import BackgroundWork
+from classifier.serving.model_cache import ModelCache, ModelUnavailableError
+from classifier.serving.startup import Startup
 from feedback.storage_health import RETRY_AFTER_S, StorageMonitor
 
 HEALTH = f"{API_PREFIX}/health"

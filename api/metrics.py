@@ -15,10 +15,10 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 
-from classifier.background import BackgroundWork
-from classifier.service import PredictionResult, PredictionService
-from classifier.serving import ModelCache
-from classifier.validation import RejectedInputError
+from classifier.serving.background import BackgroundWork
+from classifier.serving.model_cache import ModelCache
+from classifier.serving.service import PredictionResult, PredictionService
+from classifier.serving.validation import RejectedInputError
 from feedback.errors import SupportTriageError
 from feedback.log_writer import PredictionLogWriter
 from feedback.settings import Settings

@@ -28,9 +28,9 @@ from api.schemas import (
     PredictRequest,
     PredictResponse,
 )
-from classifier import lifecycle
-from classifier.batch import predict_many
-from classifier.service import PredictionResult, PredictionService
+from classifier.serving.batch import predict_many
+from classifier.serving.service import PredictionResult, PredictionService
+from classifier.versions import lifecycle
 from feedback.export import iter_export_csv, parse_time
 from feedback.settings import Settings
 

@@ -95,7 +95,7 @@ def running_app(data_dir: Path, log_path: Path, timeout: float = 240,
 def ensure_trained(data_dir: Path) -> None:
     """Train and promote the default model into `data_dir`'s SQLite database unless a
     version is live there already (a reused --data-dir)."""
-    from classifier.bootstrap import ensure_live_model
+    from classifier.training.default_model import ensure_live_model
     from feedback.db import dispose_engines
     from feedback.settings import load_settings
 
@@ -107,8 +107,8 @@ def ensure_trained(data_dir: Path) -> None:
 
 def live_artifact(data_dir: Path) -> tuple[int, bytes, str]:
     """The live model version of the SQLite database in `data_dir`: (version, the artifact's
-    bytes, their registered sha256), for `classifier.artifacts.load_model`."""
-    from classifier import registry
+    bytes, their registered sha256), for `classifier.model.artifacts.load_model`."""
+    from classifier.versions import registry
     from feedback.db import dispose_engines, session_scope
     from feedback.settings import load_settings
 

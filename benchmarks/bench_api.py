@@ -5,7 +5,7 @@ In one run, side by side on loopback:
   ours  `python app.py` (Gradio mounted, API key, rate limiter, body guard, metrics,
         validation, redaction, and one prediction row written per request to SQLite);
   bare  a minimal FastAPI app (this file with --serve-bare) that loads the same live model
-        artifact from the same database (classifier.artifacts.load_model) and answers
+        artifact from the same database (classifier.model.artifacts.load_model) and answers
         POST /predict with predict_proba: no checks, no logging.
 
 A bounded asyncio + httpx load generator sends a fixed number of requests (or stops at a
@@ -86,7 +86,7 @@ def serve_bare(data_dir: Path, port: int) -> None:
     import uvicorn
     from fastapi import FastAPI
 
-    from classifier.artifacts import load_model
+    from classifier.model.artifacts import load_model
 
     version, data, sha = live_artifact(data_dir)
     pipeline = load_model(data, expected_sha256=sha, name=f"version {version}")
@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         serve_bare(args.data_dir, args.serve_bare)
         return 0
 
-    from classifier.dataset import DEFAULT_TEST, load_dataset
+    from classifier.training.dataset import DEFAULT_TEST, load_dataset
 
     with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
         data_dir = (args.data_dir or Path(tmp) / "data").resolve()

@@ -47,7 +47,7 @@ if str(ROOT) not in sys.path:
 
 from sqlalchemy import create_engine, func, insert, select, text  # noqa: E402
 
-from classifier.dataset import DEFAULT_TEST, load_dataset  # noqa: E402
+from classifier.training.dataset import DEFAULT_TEST, load_dataset  # noqa: E402
 from dashboards import rollups  # noqa: E402
 from dashboards.health import load_health  # noqa: E402
 from dashboards.monitoring import FIGURE_NAMES, load_monitoring  # noqa: E402

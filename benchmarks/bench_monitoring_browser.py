@@ -52,7 +52,7 @@ if str(ROOT) not in sys.path:
 
 from benchmarks.apphost import SETTINGS_ENV, running_app  # noqa: E402
 from benchmarks.bench_monitoring import fill, stored_rows  # noqa: E402
-from classifier import registry  # noqa: E402
+from classifier.versions import registry  # noqa: E402
 from dashboards import rollups  # noqa: E402
 from dashboards.health import load_health  # noqa: E402
 from dashboards.monitoring import FIGURE_NAMES, load_monitoring  # noqa: E402
@@ -107,7 +107,7 @@ PROBE_JS = """async ({names, timeout}) => {
 
 def prepare(data_dir: Path, rows: int, model: str, seed: int) -> dict[str, Any]:
     """A live model, `rows` predictions and their ratings, rollups folded, an account."""
-    from classifier.bootstrap import ensure_live_model
+    from classifier.training.default_model import ensure_live_model
 
     settings = dataclasses.replace(load_settings(), data_dir=data_dir, database_url="")
     setup: dict[str, Any] = {}

@@ -43,18 +43,18 @@ import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 
 from benchmarks.apphost import running_app  # noqa: E402
-from classifier import registry  # noqa: E402
-from classifier.bootstrap import ensure_live_model  # noqa: E402
-from classifier.dataset import (  # noqa: E402
+from classifier.model.pipeline import DEFAULT_MODEL, MODELS  # noqa: E402
+from classifier.serving.service import PredictionService  # noqa: E402
+from classifier.training.dataset import (  # noqa: E402
     DEFAULT_TAXONOMY,
     DEFAULT_TEST,
     DEFAULT_TRAIN,
     load_dataset,
     load_taxonomy,
 )
-from classifier.pipeline import DEFAULT_MODEL, MODELS  # noqa: E402
-from classifier.service import PredictionService  # noqa: E402
-from classifier.training import train_version  # noqa: E402
+from classifier.training.default_model import ensure_live_model  # noqa: E402
+from classifier.training.train import train_version  # noqa: E402
+from classifier.versions import registry  # noqa: E402
 from feedback.db import dispose_engines, session_scope  # noqa: E402
 from feedback.settings import Settings, load_settings  # noqa: E402
 

@@ -53,7 +53,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from classifier.dataset import DEFAULT_TEST  # noqa: E402
+from classifier.training.dataset import DEFAULT_TEST  # noqa: E402
 from tests.pii_support import leaks, load_corpus  # noqa: E402
 
 REDACT_PATH = "feedback/redact.py"

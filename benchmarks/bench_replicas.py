@@ -60,8 +60,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from sqlalchemy import create_engine, func, select, text
 
-    from classifier.bootstrap import ensure_live_model
-    from classifier.dataset import DEFAULT_TEST, load_dataset
+    from classifier.training.dataset import DEFAULT_TEST, load_dataset
+    from classifier.training.default_model import ensure_live_model
     from feedback.db import dispose_engines
     from feedback.settings import load_settings
     from feedback.tables import Prediction

@@ -1,12 +1,13 @@
 """Serving while retraining: latency and failures at a steady request rate.
 
-Trains the default model into a temporary DATA_DIR (`classifier.bootstrap.ensure_live_model`),
+Trains the default model into a temporary DATA_DIR
+(`classifier.training.default_model.ensure_live_model`),
 adds reviewed feedback (the messages of tests/data/new_feature_slice.csv, classified
 in-process, rated and accepted) so the retrain has work, starts `python app.py`, and sends
 POST /api/v1/predict at a fixed pace (default 20 requests/second; each request on its own
 worker, so a slow answer never lowers the offered rate). After a warm-up it measures latency
 for `--idle` seconds, then starts a background retrain exactly as the Review tab's button
-does (`classifier.retrain.launch_retrain`: a job row and a `python -m classifier retrain
+does (`classifier.review.retrain.launch_retrain`: a job row and a `python -m classifier retrain
 --job ID` child at lower priority) and measures until the job finishes. Prints p95 idle and
 during the retrain, their ratio (target: at most 2), failed requests (target: 0), the
 retrain's duration and outcome, and a final JSON line.
@@ -35,11 +36,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.apphost import running_app  # noqa: E402
-from classifier import review  # noqa: E402
-from classifier.bootstrap import ensure_live_model  # noqa: E402
-from classifier.dataset import DEFAULT_TEST, load_dataset  # noqa: E402
-from classifier.retrain import get_job, launch_retrain  # noqa: E402
-from classifier.service import PredictionService  # noqa: E402
+from classifier.review import queue as review  # noqa: E402
+from classifier.review.retrain import get_job, launch_retrain  # noqa: E402
+from classifier.serving.service import PredictionService  # noqa: E402
+from classifier.training.dataset import DEFAULT_TEST, load_dataset  # noqa: E402
+from classifier.training.default_model import ensure_live_model  # noqa: E402
 from feedback.db import dispose_engines  # noqa: E402
 from feedback.settings import Settings, load_settings  # noqa: E402
 

@@ -29,9 +29,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.apphost import running_app  # noqa: E402
-from classifier import registry  # noqa: E402
-from classifier.bootstrap import ensure_live_model  # noqa: E402
-from classifier.gate import run_gate  # noqa: E402
+from classifier.training.default_model import ensure_live_model  # noqa: E402
+from classifier.versions import registry  # noqa: E402
+from classifier.versions.gate import run_gate  # noqa: E402
 from feedback.db import dispose_engines, session_scope  # noqa: E402
 from feedback.settings import load_settings  # noqa: E402
 

@@ -6,7 +6,7 @@ load generator shares both cores with the server):
 
   bare    a minimal FastAPI app (bench_api.py --serve-bare): the live model, no checks, no log;
   mlflow  `mlflow models serve --env-manager local` (one uvicorn worker) serving the same
-          artifact, loaded by classifier.artifacts.load_model in a pyfunc wrapper
+          artifact, loaded by classifier.model.artifacts.load_model in a pyfunc wrapper
           (benchmarks/mlflow_model.py), JSON `{"inputs": [text]}`;
   ours    `python app.py` with API keys: POST /api/v1/predict, every request logged and
           committed (group commit, the default).
@@ -142,9 +142,9 @@ def model_floor(artifact: Path, meta: Path, data_dir: Path) -> None:
     """Load the model once; for every number N read from stdin, time N in-process
     predict_proba calls on one text each (Banking77 test texts, cycled) and print one JSON
     line with their median. The same process serves every measurement of a run."""
-    from classifier.artifacts import load_model
-    from classifier.dataset import DEFAULT_TEST, load_dataset
-    from classifier.features import using_data_dir
+    from classifier.model.artifacts import load_model
+    from classifier.model.features import using_data_dir
+    from classifier.training.dataset import DEFAULT_TEST, load_dataset
 
     info = json.loads(meta.read_text())
     pipeline = load_model(artifact.read_bytes(), expected_sha256=info["sha256"])
@@ -284,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from benchmarks.apphost import ensure_trained, free_port, live_artifact, process_tree, running
     from benchmarks.bench_api import OURS_HEADERS, count_api_rows, ours_env
-    from classifier.dataset import DEFAULT_TEST, load_dataset
+    from classifier.training.dataset import DEFAULT_TEST, load_dataset
 
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp_name:
         tmp = Path(tmp_name)

@@ -4,7 +4,7 @@ MLflow's "models from code": `mlflow.pyfunc.save_model(python_model=<this file>)
 into the saved model, and `mlflow models serve` runs it there. Needs MLflow
 (benchmarks/requirements-serving.txt), never the app. The project's packages reach it as the
 saved model's `code_paths`, and it loads the same skops artifact with the same
-`classifier.artifacts.load_model` as the app: the model is identical, only the server differs.
+`classifier.model.artifacts.load_model` as the app: the model is identical, only the server differs.
 
 The type hints on `predict` make MLflow pass the request's `{"inputs": [...]}` list through
 as it is (no pandas DataFrame), its leanest JSON path.
@@ -23,7 +23,7 @@ from mlflow.pyfunc import PythonModel, PythonModelContext
 class TriageModel(PythonModel):
     def load_context(self, context: PythonModelContext) -> None:
         from benchmarks.bench_api import answer
-        from classifier.artifacts import load_model
+        from classifier.model.artifacts import load_model
 
         meta = json.loads(Path(context.artifacts["meta"]).read_text())
         data = Path(context.artifacts["model"]).read_bytes()

@@ -1,5 +1,5 @@
 import sys
 
-from classifier.cli import main
+from classifier.cli.main import main
 
 sys.exit(main())

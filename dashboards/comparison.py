@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from classifier import registry
+from classifier.versions import registry
 from dashboards.figures import percent_text as _pct
 from dashboards.figures import percentile_from_histogram
 from dashboards.queries import version_figures

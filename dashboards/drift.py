@@ -20,8 +20,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from classifier import registry
-from classifier.profile import LENGTH_EDGES, tokens
+from classifier.model.profile import LENGTH_EDGES, tokens
+from classifier.versions import registry
 from dashboards.queries import Window, WindowSignals, recent_texts, window_signals
 from feedback.db import session_scope
 from feedback.errors import NotFoundError

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, tzinfo
 
 import plotly.graph_objects as go
 
-from classifier import registry
+from classifier.versions import registry
 from dashboards import figures, queries
 from dashboards.alerts import chart_thresholds
 from feedback.db import session_scope

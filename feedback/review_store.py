@@ -2,7 +2,7 @@
 reports a retrain stores with its challenger.
 
 Functions take the session as a keyword argument and return plain dataclasses, never ORM
-rows. Deciding what is valid (labels, decisions) is the caller's job (classifier/review.py);
+rows. Deciding what is valid (labels, decisions) is the caller's job (classifier/review/queue.py);
 these functions only read and write.
 """
 

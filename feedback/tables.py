@@ -103,7 +103,7 @@ class ModelHoldout(Base):
 
 
 class ModelProfile(Base):
-    """The reference profile drift is measured against (see classifier/profile.py)."""
+    """The reference profile drift is measured against (see classifier/model/profile.py)."""
 
     __tablename__ = "model_profiles"
 

@@ -28,9 +28,9 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from classifier import registry
-from classifier.dataset import DEFAULT_TAXONOMY, DEFAULT_TRAIN, load_dataset, load_taxonomy
-from classifier.training import train_version
+from classifier.training.dataset import DEFAULT_TAXONOMY, DEFAULT_TRAIN, load_dataset, load_taxonomy
+from classifier.training.train import train_version
+from classifier.versions import registry
 from feedback.db import dispose_engines, session_scope
 from feedback.settings import Settings, load_settings
 
@@ -154,7 +154,7 @@ def trained_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     again. TF-IDF, not the default: the tests using it are about serving, the UI, drift,
     privacy and the feedback loop, and the encoder would add about 100 s to them; the
     default model is served end to end by test_first_start and test_cli_trains_banking77."""
-    from classifier.bootstrap import ensure_live_model
+    from classifier.training.default_model import ensure_live_model
 
     def train(folder: Path) -> None:
         ensure_live_model(make_settings(folder), progress=lambda _m: None, model=SMALL_MODEL)

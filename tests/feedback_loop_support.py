@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from classifier.dataset import DEFAULT_TAXONOMY, DEFAULT_TEST, load_dataset, load_taxonomy
+from classifier.training.dataset import DEFAULT_TAXONOMY, DEFAULT_TEST, load_dataset, load_taxonomy
 from feedback.db import session_scope
 from feedback.settings import Settings
 from feedback.store import PredictionRecord, log_prediction, record_feedback

@@ -1,4 +1,4 @@
-"""People and roles (classifier.access, ui.guard, ui.sign_in): who may do what, decided on the
+"""People and roles (feedback.access, ui.guard, ui.sign_in): who may do what, decided on the
 server for every Gradio handler, including the ones the page never shows.
 
 The sweep tests call every dependency listed in /config by `fn_index`, as an outsider can,
@@ -28,10 +28,10 @@ from sqlalchemy import create_engine, select, text
 from sqlalchemy.orm import Session
 from starlette.requests import Request
 
-from classifier.access import ADMIN_TOKEN_NAME, AccessPolicy, Role
-from classifier.service import PredictionService
-from classifier.startup import Startup
+from classifier.serving.service import PredictionService
+from classifier.serving.startup import Startup
 from feedback import accounts, api_keys
+from feedback.access import ADMIN_TOKEN_NAME, AccessPolicy, Role
 from feedback.db import describe_storage, session_scope
 from feedback.errors import NotAuthorizedError
 from feedback.settings import Settings

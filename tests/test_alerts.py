@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from classifier.service import PredictionService
+from classifier.serving.service import PredictionService
 from dashboards.alerts import evaluate_alerts, list_open_alerts
 from dashboards.notify import post_json
 from feedback import alert_store

@@ -27,7 +27,7 @@ from api_support import (
 from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 
-from classifier.service import PredictionService
+from classifier.serving.service import PredictionService
 from feedback.api_keys import create_api_key, revoke_api_key
 from feedback.db import get_engine, session_scope
 from feedback.settings import Settings

@@ -1,4 +1,4 @@
-"""Batch classification: classifier.batch on CSV files and lists (every row through the real
+"""Batch classification: classifier.serving.batch on CSV files and lists (every row through the real
 prediction service, logged with source 'batch'), the Batch tab's callbacks, and the tab in a
 real browser against `python app.py`."""
 
@@ -17,17 +17,17 @@ from conftest import Server
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
-from classifier.access import AccessPolicy
-from classifier.batch import (
+from classifier.serving.batch import (
     BatchFileError,
     classify_csv,
     default_text_column,
     predict_many,
     read_columns,
 )
-from classifier.service import PredictionService
-from classifier.serving import ModelUnavailableError
-from classifier.startup import Startup
+from classifier.serving.model_cache import ModelUnavailableError
+from classifier.serving.service import PredictionService
+from classifier.serving.startup import Startup
+from feedback.access import AccessPolicy
 from feedback.db import describe_storage
 from feedback.settings import Settings
 from feedback.tables import Prediction

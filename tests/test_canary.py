@@ -6,9 +6,9 @@ import uuid
 
 from sqlalchemy import func, select
 
-from classifier import lifecycle
-from classifier.service import PredictionService
-from classifier.serving import routes_to_canary
+from classifier.serving.model_cache import routes_to_canary
+from classifier.serving.service import PredictionService
+from classifier.versions import lifecycle
 from dashboards.comparison import compare_live_and_canary
 from feedback.db import session_scope
 from feedback.settings import Settings

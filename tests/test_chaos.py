@@ -35,7 +35,7 @@ from gradio_queue import call_fn, dependencies
 from sqlalchemy import create_engine, func, select, text
 from tcp_proxy import TcpProxy
 
-from classifier import retrain
+from classifier.review import retrain
 from feedback import leases, review_store
 from feedback.db import dispose_engines, get_engine, session_scope
 from feedback.settings import Settings

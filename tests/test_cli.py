@@ -1,4 +1,4 @@
-"""`python -m classifier`, called in-process through classifier.cli.main."""
+"""`python -m classifier`, called in-process through classifier.cli.main.main."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from classifier.cli import main
+from classifier.cli.main import main
 from feedback.settings import Settings
 from tests.conftest import POSTGRES_URL, SmallModel, install_model
 

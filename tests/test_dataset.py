@@ -1,4 +1,4 @@
-"""Training data and taxonomy loading (classifier.dataset)."""
+"""Training data and taxonomy loading (classifier.training.dataset)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from classifier.dataset import (
+from classifier.training.dataset import (
     DATA_DIR,
     DEFAULT_TAXONOMY,
     Dataset,

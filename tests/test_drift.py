@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from classifier.profile import LENGTH_EDGES, build_profile, length_bucket, message_signals
-from classifier.service import PredictionService
+from classifier.model.profile import LENGTH_EDGES, build_profile, length_bucket, message_signals
+from classifier.serving.service import PredictionService
 from dashboards.alerts import evaluate_alerts
 from dashboards.drift import DRIFT, OK, measure_drift, psi, surging_terms
 from dashboards.queries import make_window

@@ -1,5 +1,6 @@
-"""The sentence encoder (classifier.encoder), its vector cache (classifier.embedding_cache) and
-the feature block that uses them (classifier.features). One real encoder per test process."""
+"""The sentence encoder (classifier.model.encoder), its vector cache
+(classifier.model.embedding_cache) and the feature block that uses them
+(classifier.model.features). One real encoder per test process."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from classifier.embedding_cache import EmbeddingCache
-from classifier.encoder import (
+from classifier.model.embedding_cache import EmbeddingCache
+from classifier.model.encoder import (
     MINILM,
     EncoderError,
     SentenceEncoder,
@@ -22,9 +23,9 @@ from classifier.encoder import (
     get_encoder,
     package_file,
 )
-from classifier.features import SentenceEmbedding, encoder_folder
-from classifier.pipeline import build_pipeline
-from classifier.rollup import features_of, predict_with_intents
+from classifier.model.features import SentenceEmbedding, encoder_folder
+from classifier.model.pipeline import build_pipeline
+from classifier.model.rollup import features_of, predict_with_intents
 from tests.conftest import ROOT
 
 TEXTS = ["I was charged twice for my coffee", "Please close my account",
@@ -145,7 +146,7 @@ def test_onnxruntime_telemetry_stays_off(tmp_path: Path) -> None:
     a session file in TMPDIR. Loading and running the encoder in a fresh process must not."""
     temp = tmp_path / "tmp"
     temp.mkdir()
-    script = ("from classifier.encoder import get_encoder; from pathlib import Path; "
+    script = ("from classifier.model.encoder import get_encoder; from pathlib import Path; "
               f"get_encoder('minilm', lambda: Path({str(tmp_path / 'enc')!r})).encode(['hi'])")
     env = {k: v for k, v in os.environ.items() if k != "ORT_DISABLE_TELEMETRY"}
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,

@@ -30,9 +30,9 @@ import httpx
 import numpy as np
 import pytest
 
-from classifier import registry
-from classifier.artifacts import load_model
-from classifier.retrain import is_held_back
+from classifier.model.artifacts import load_model
+from classifier.review.retrain import is_held_back
+from classifier.versions import registry
 from feedback.db import dispose_engines, session_scope
 from feedback.review_store import get_feedback_dataset
 from tests.conftest import ENV_SETTINGS, ROOT, Server, make_settings, start_server, stop_server

@@ -7,7 +7,8 @@ from datetime import timedelta
 
 from conftest import SmallModel, install_model
 
-from classifier import bootstrap, registry
+from classifier.training import default_model as bootstrap
+from classifier.versions import registry
 from feedback import leases
 from feedback.db import session_scope
 from feedback.settings import Settings

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, update
 
-from classifier import lifecycle, registry
-from classifier.dataset import load_dataset
-from classifier.gate import format_checklist, run_gate
-from classifier.lifecycle import PROMOTE, REJECT, ROLLBACK, START_CANARY, STOP_CANARY
-from classifier.registry import LifecycleError
-from classifier.training import train_version
+from classifier.training.dataset import load_dataset
+from classifier.training.train import train_version
+from classifier.versions import lifecycle, registry
+from classifier.versions.gate import format_checklist, run_gate
+from classifier.versions.lifecycle import PROMOTE, REJECT, ROLLBACK, START_CANARY, STOP_CANARY
+from classifier.versions.registry import LifecycleError
 from feedback.db import session_scope
 from feedback.errors import InvalidInputError, NotFoundError
 from feedback.settings import Settings

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import create_engine, event, text
 
-from classifier.service import PredictionService
+from classifier.serving.service import PredictionService
 from feedback.db import get_engine
 from feedback.errors import StorageError
 from feedback.log_writer import PredictionLogWriter

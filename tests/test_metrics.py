@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from api.metrics import ApiMetrics, MeteredService
-from classifier.validation import RejectedInputError
+from classifier.serving.validation import RejectedInputError
 from feedback.settings import Settings
 
 pytestmark = pytest.mark.usefixtures("close_app_writers")

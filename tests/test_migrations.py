@@ -22,7 +22,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import JSON, Column, Engine, Table, func, insert, inspect, select, text
 
-from classifier.cli import main
+from classifier.cli.main import main
 from feedback import schema
 from feedback.db import dispose_engines, get_engine, open_engine
 from feedback.errors import StorageError

@@ -29,8 +29,8 @@ from conftest import (
 )
 from gradio_queue import call_fn, dependencies
 
-from classifier import lifecycle
-from classifier.access import ADMIN_TOKEN_NAME
+from classifier.versions import lifecycle
+from feedback.access import ADMIN_TOKEN_NAME
 from feedback.settings import Settings
 from ui.guard import SIGN_IN_COOKIE
 

@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 import plotly.graph_objects as go
 import pytest
 
-from classifier.service import PredictionService
-from classifier.validation import RejectedInputError
+from classifier.serving.service import PredictionService
+from classifier.serving.validation import RejectedInputError
 from dashboards import queries
 from dashboards.figures import percentile_from_histogram
 from dashboards.health import NOT_JUDGED, load_health

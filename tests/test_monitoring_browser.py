@@ -31,7 +31,7 @@ from conftest import (
 )
 from gradio_queue import call_fn, dependencies
 
-from classifier import registry
+from classifier.versions import registry
 from feedback import alert_store
 from feedback.db import dispose_engines, session_scope
 from feedback.settings import Settings

@@ -9,9 +9,9 @@ from conftest import ROOT
 from scipy import sparse
 from sqlalchemy import select
 
-from classifier.dataset import DEFAULT_TEST, load_dataset
-from classifier.off_topic import OFF_TOPIC_DATA, OFF_TOPIC_REASON, detector, read_messages
-from classifier.service import PredictionResult, PredictionService
+from classifier.model.off_topic import OFF_TOPIC_DATA, OFF_TOPIC_REASON, detector, read_messages
+from classifier.serving.service import PredictionResult, PredictionService
+from classifier.training.dataset import DEFAULT_TEST, load_dataset
 from feedback.db import session_scope
 from feedback.settings import Settings
 from feedback.tables import Prediction

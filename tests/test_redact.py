@@ -11,8 +11,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from classifier.service import PredictionService
-from classifier.validation import RejectedInputError
+from classifier.serving.service import PredictionService
+from classifier.serving.validation import RejectedInputError
 from feedback.db import session_scope
 from feedback.redact import _SHADOW, DECIMAL_PLANES_END, iban_valid, luhn_valid, redact
 from feedback.settings import Settings

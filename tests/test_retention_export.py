@@ -19,8 +19,8 @@ from api_support import (
     prediction_rows,
 )
 
-from classifier.background import BackgroundWork
-from classifier.cli import main as cli_main
+from classifier.cli.main import main as cli_main
+from classifier.serving.background import BackgroundWork
 from feedback.db import session_scope
 from feedback.errors import InvalidInputError
 from feedback.export import EXPORT_COLUMNS, iter_export_csv, parse_time, write_export_csv

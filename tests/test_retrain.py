@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from classifier import lifecycle, registry, retrain, review
-from classifier.retrain import RetrainError, run_retrain
-from dashboards.autopromote import check_auto_promote
+from classifier.review import queue as review
+from classifier.review import retrain
+from classifier.review.retrain import RetrainError, run_retrain
+from classifier.versions import lifecycle, registry
+from classifier.versions.autopromote import check_auto_promote
 from feedback.db import session_scope
 from feedback.review_store import update_retrain_job
 from feedback.settings import Settings

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from classifier import retrain, review
-from classifier.review import canonical_sha256
+from classifier.review import queue as review
+from classifier.review import retrain
+from classifier.review.queue import canonical_sha256
 from feedback.db import session_scope
 from feedback.errors import ConflictError, InvalidInputError, NotFoundError
 from feedback.review_store import get_feedback_dataset
@@ -312,7 +313,7 @@ def test_normalised_split_is_stable() -> None:
 
 
 def test_base_rows_give_way_to_reviewed_labels(tmp_path: Path) -> None:
-    from classifier.dataset import load_dataset
+    from classifier.training.dataset import load_dataset
 
     base = load_dataset(write_csv(tmp_path / "b.csv", [("Old text", "billing"),
                                                        ("other", "account")]))
@@ -331,7 +332,7 @@ def test_base_rows_give_way_to_reviewed_labels(tmp_path: Path) -> None:
 def test_cli_review_round_trip_and_datasets(live_sqlite_settings: Settings, tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch,
                                             capsys: pytest.CaptureFixture[str]) -> None:
-    from classifier.cli import main
+    from classifier.cli.main import main
 
     monkeypatch.setenv("DATA_DIR", str(live_sqlite_settings.data_dir))
     rid = add_prediction(live_sqlite_settings, "my vault is broken", confidence=0.3)

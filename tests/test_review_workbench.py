@@ -23,7 +23,7 @@ from sqlalchemy import select
 from test_access import GUARDED_TABLES, snapshot
 from test_browser import TIMEOUT_MS, db_session
 
-from classifier import review
+from classifier.review import queue as review
 from feedback.db import dispose_engines
 from feedback.review_store import QUEUE_REASONS
 from feedback.tables import Prediction, Review

@@ -1,4 +1,5 @@
-"""The prediction service (classifier.service) and the live-model cache (classifier.serving)."""
+"""The prediction service (classifier.serving.service) and the live-model cache
+(classifier.serving.model_cache)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import event, func, select, update
 
-from classifier import registry
-from classifier.service import PredictionResult, PredictionService
-from classifier.serving import ModelCache, ModelUnavailableError
-from classifier.validation import RejectedInputError
+from classifier.serving.model_cache import ModelCache, ModelUnavailableError
+from classifier.serving.service import PredictionResult, PredictionService
+from classifier.serving.validation import RejectedInputError
+from classifier.versions import registry
 from feedback.db import get_engine, session_scope
 from feedback.errors import StorageError
 from feedback.settings import Settings
@@ -210,7 +211,7 @@ def test_concurrent_requests_share_model_calls_and_answer_as_alone(
         live_sqlite_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     """Messages that arrive while the model is busy go together in its next call; each
     still gets the answer it would get alone, its own row, and its own error."""
-    from classifier import service as service_module
+    from classifier.serving import service as service_module
     calls: list[int] = []
     real = service_module.predict_with_intents
 
@@ -250,7 +251,7 @@ def test_concurrent_requests_share_model_calls_and_answer_as_alone(
 
 def test_a_failed_log_write_fails_every_request_that_shared_it_and_the_next_one_works(
         live_sqlite_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    from classifier import service as service_module
+    from classifier.serving import service as service_module
     real = service_module.log_predictions
     failures = iter([True])
 

@@ -1,4 +1,4 @@
-from classifier import registry
+from classifier.versions import registry
 from feedback.db import session_scope
 from feedback.store import count_rows
 

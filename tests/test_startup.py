@@ -9,10 +9,10 @@ from collections.abc import Callable
 import pytest
 from conftest import ROOT, SmallModel, install_model
 
-from classifier import startup as startup_module
-from classifier.service import PredictionService
-from classifier.serving import ModelUnavailableError
-from classifier.startup import STAGES, WAITING, FirstStartProgress, Startup
+from classifier.serving import startup as startup_module
+from classifier.serving.model_cache import ModelUnavailableError
+from classifier.serving.service import PredictionService
+from classifier.serving.startup import STAGES, WAITING, FirstStartProgress, Startup
 from feedback.settings import Settings
 
 
@@ -25,8 +25,8 @@ class FakeClock:
 
 
 def test_every_stage_is_still_announced_by_the_first_start() -> None:
-    said = "".join((ROOT / "classifier" / name).read_text()
-                   for name in ("bootstrap.py", "training.py"))
+    said = "".join((ROOT / "classifier" / "training" / name).read_text()
+                   for name in ("default_model.py", "train.py"))
     openings = [s.opens_with for s in STAGES] + [WAITING]
     assert [opening for opening in openings if f'"{opening}' not in said] == []
 

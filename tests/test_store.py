@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, text
 
-from classifier.service import PredictionService
+from classifier.serving.service import PredictionService
 from feedback.db import describe_storage, dispose_engines, get_engine, session_scope
 from feedback.errors import InvalidInputError, NotFoundError, StorageError
 from feedback.settings import Settings

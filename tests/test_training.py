@@ -1,5 +1,5 @@
-"""Training and the registry (classifier.training), model files (classifier.artifacts) and
-calibration (classifier.evaluation)."""
+"""Training and the registry (classifier.training.train), model files
+(classifier.model.artifacts) and calibration (classifier.training.evaluation)."""
 
 from __future__ import annotations
 
@@ -18,14 +18,14 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sqlalchemy import select
 
-from classifier import registry
-from classifier.artifacts import ArtifactError, dump_model, load_model, sha256_of
-from classifier.calibration import fit_temperature
-from classifier.dataset import Dataset, load_dataset, load_taxonomy
-from classifier.evaluation import expected_calibration_error
-from classifier.pipeline import DEFAULT_PARAMS, SEED, build_pipeline
-from classifier.rollup import TOP_INTENTS, predict_with_intents
-from classifier.training import HOLDOUT_SHARE, split_holdout, train_version
+from classifier.model.artifacts import ArtifactError, dump_model, load_model, sha256_of
+from classifier.model.calibration import fit_temperature
+from classifier.model.pipeline import DEFAULT_PARAMS, SEED, build_pipeline
+from classifier.model.rollup import TOP_INTENTS, predict_with_intents
+from classifier.training.dataset import Dataset, load_dataset, load_taxonomy
+from classifier.training.evaluation import expected_calibration_error
+from classifier.training.train import HOLDOUT_SHARE, split_holdout, train_version
+from classifier.versions import registry
 from feedback.db import session_scope
 from feedback.errors import InvalidInputError
 from feedback.settings import Settings

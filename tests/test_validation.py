@@ -1,4 +1,4 @@
-"""Input checks (classifier.validation) and how the service logs a refused message."""
+"""Input checks (classifier.serving.validation) and how the service logs a refused message."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import random
 import pytest
 from sqlalchemy import func, select
 
-from classifier.service import PredictionService
-from classifier.validation import RejectedInputError, validate_text
+from classifier.serving.service import PredictionService
+from classifier.serving.validation import RejectedInputError, validate_text
 from feedback.db import session_scope
 from feedback.errors import InvalidInputError
 from feedback.settings import Settings

@@ -8,9 +8,9 @@ from typing import Any
 
 import gradio as gr
 
-from classifier.access import Caller, Role
 from dashboards.alerts import list_open_alerts
 from dashboards.health import alert_badge_markdown
+from feedback.access import Caller, Role
 from feedback.errors import SupportTriageError
 from feedback.settings import Settings
 from ui.guard import UiGuard

@@ -6,9 +6,9 @@ from typing import Any
 
 import gradio as gr
 
-from classifier.access import Role
-from classifier.batch import classify_csv, default_text_column, read_columns
-from classifier.service import PredictionService
+from classifier.serving.batch import classify_csv, default_text_column, read_columns
+from classifier.serving.service import PredictionService
+from feedback.access import Role
 from feedback.errors import SupportTriageError
 from ui.downloads import scratch_folder
 from ui.guard import UiGuard

@@ -14,9 +14,9 @@ from typing import Any
 
 import gradio as gr
 
-from classifier.access import Role
-from classifier.service import PredictionResult, PredictionService
-from classifier.startup import Startup, StartupStatus
+from classifier.serving.service import PredictionResult, PredictionService
+from classifier.serving.startup import Startup, StartupStatus
+from feedback.access import Role
 from feedback.errors import SupportTriageError
 from feedback.tables import utc_now
 from ui.browser_time import time_tag

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import gradio as gr
 
-from classifier.access import AccessPolicy, Caller, Role, came_through_proxy
+from feedback.access import AccessPolicy, Caller, Role, came_through_proxy
 
 SIGN_IN_COOKIE = "st_sign_in"
 F = TypeVar("F", bound=Callable[..., Any])

@@ -12,9 +12,9 @@ from typing import Any
 
 import gradio as gr
 
-from classifier.access import Caller, Role
-from classifier.service import PredictionService
-from classifier.startup import Startup
+from classifier.serving.service import PredictionService
+from classifier.serving.startup import Startup
+from feedback.access import Caller, Role
 from feedback.db import StorageInfo
 from ui.alert_badge import AlertBadge
 from ui.aria_fixes import ARIA_FIXES_JS

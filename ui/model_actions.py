@@ -15,9 +15,8 @@ from typing import Any
 
 import gradio as gr
 
-from classifier import lifecycle
-from classifier.access import Caller, Role
-from classifier.lifecycle import (
+from classifier.versions import lifecycle
+from classifier.versions.lifecycle import (
     PROMOTE,
     REASON_REQUIRED,
     REJECT,
@@ -26,7 +25,7 @@ from classifier.lifecycle import (
     STOP_CANARY,
     Overview,
 )
-from classifier.registry import (
+from classifier.versions.registry import (
     CANARY,
     LIVE,
     MAX_CANARY_PERCENT,
@@ -35,6 +34,7 @@ from classifier.registry import (
     LifecycleError,
     ModelVersionInfo,
 )
+from feedback.access import Caller, Role
 from feedback.errors import SupportTriageError
 from feedback.settings import Settings
 from ui.guard import UiGuard

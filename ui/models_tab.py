@@ -8,13 +8,13 @@ from typing import Any
 import gradio as gr
 import plotly.graph_objects as go
 
-from classifier import lifecycle
-from classifier.access import Caller, Role
-from classifier.gate import format_checklist
-from classifier.pipeline import model_name
-from classifier.registry import ModelVersionInfo
+from classifier.model.pipeline import model_name
+from classifier.versions import lifecycle
+from classifier.versions.gate import format_checklist
+from classifier.versions.registry import ModelVersionInfo
 from dashboards.comparison import COLUMNS, compare_live_and_canary
 from dashboards.figures import reliability_figure
+from feedback.access import Caller, Role
 from feedback.errors import SupportTriageError
 from feedback.settings import Settings
 from ui.browser_time import time_tag

@@ -11,7 +11,6 @@ from typing import Any
 
 import gradio as gr
 
-from classifier.access import Role
 from dashboards.alerts import list_open_alerts
 from dashboards.health import (
     FLAGGED_COLUMNS,
@@ -23,6 +22,7 @@ from dashboards.health import (
 )
 from dashboards.monitoring import FIGURE_NAMES, load_monitoring
 from dashboards.queries import WINDOWS, make_window
+from feedback.access import Role
 from feedback.errors import SupportTriageError
 from feedback.settings import Settings
 from ui.browser_time import ZONE_JS, reader_zone, time_tag

@@ -14,9 +14,10 @@ from typing import Any
 
 import gradio as gr
 
-from classifier import lifecycle, review
-from classifier.access import Caller, Role
-from classifier.retrain import get_report, latest_job, launch_retrain
+from classifier.review import queue as review
+from classifier.review.retrain import get_report, latest_job, launch_retrain
+from classifier.versions import lifecycle
+from feedback.access import Caller, Role
 from feedback.errors import ConflictError, InvalidInputError, SupportTriageError
 from feedback.review_store import FeedbackDatasetInfo, RetrainJobInfo
 from feedback.settings import Settings

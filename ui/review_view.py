@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 from datetime import datetime
 
-from classifier.review import QueueItem
+from classifier.review.queue import QueueItem
 from ui.browser_time import time_tag
 from ui.ids import SHORT_ID, id_tag
 

@@ -17,8 +17,8 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from classifier.access import AccessPolicy
-from classifier.ratelimit import TokenBucketLimiter
+from classifier.serving.ratelimit import TokenBucketLimiter
+from feedback.access import AccessPolicy
 from feedback.errors import NotAuthorizedError, StorageError
 from ui.guard import SIGN_IN_COOKIE, UiGuard
 

@@ -16,7 +16,7 @@ import math
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from classifier.ratelimit import TokenBucketLimiter
+from classifier.serving.ratelimit import TokenBucketLimiter
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from feedback.errors import InvalidInputError
 
-DATA_DIR = Path(__file__).parent / "data"
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 DEFAULT_TRAIN = DATA_DIR / "train.csv"
 DEFAULT_TEST = DATA_DIR / "test.csv"
 DEFAULT_TAXONOMY = DATA_DIR / "taxonomy.json"

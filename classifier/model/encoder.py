@@ -40,7 +40,7 @@ from feedback.errors import SupportTriageError
 os.environ["ORT_DISABLE_TELEMETRY"] = "1"
 
 log = logging.getLogger(__name__)
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).resolve().parent.parent / "data"
 # all-MiniLM-L6-v2 was trained on inputs of up to 128 word pieces (its tokenizer.json says
 # so); longer messages are cut there, which also bounds the latency of a long message.
 MAX_TOKENS = 128

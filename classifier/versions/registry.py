@@ -20,8 +20,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from classifier.artifacts import sha256_of
-from classifier.pipeline import model_name
+from classifier.model.artifacts import sha256_of
+from classifier.model.pipeline import model_name
 from feedback.errors import NotFoundError, SupportTriageError
 from feedback.tables import (
     Deployment,

@@ -26,16 +26,16 @@ from typing import Any
 import numpy as np
 from sklearn.pipeline import Pipeline
 
-from classifier import registry
-from classifier.artifacts import ArtifactError, load_model
-from classifier.evaluation import evaluate, measure_latency
-from classifier.features import using_data_dir
-from classifier.validation import RejectedInputError, validate_text
+from classifier.model.artifacts import ArtifactError, load_model
+from classifier.model.features import using_data_dir
+from classifier.serving.validation import RejectedInputError, validate_text
+from classifier.training.evaluation import evaluate, measure_latency
+from classifier.versions import registry
 from feedback.db import session_scope
 from feedback.settings import Settings
 from feedback.tables import utc_now
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 FRESH_PROCESS_TIMEOUT_S = 180
 # Inputs the service must refuse before any model sees them.
 JUNK_INPUTS: tuple[object, ...] = ("", "   \n\t ", "\x00\x01\x02\x03binary", None, 12, b"bytes")

@@ -13,11 +13,11 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from classifier.off_topic import OFF_TOPIC_REASON, detector
-from classifier.profile import message_signals
-from classifier.rollup import predict_with_intents
-from classifier.serving import LoadedModel, ModelCache, ModelUnavailableError
-from classifier.validation import RejectedInputError, validate_text
+from classifier.model.off_topic import OFF_TOPIC_REASON, detector
+from classifier.model.profile import message_signals
+from classifier.model.rollup import predict_with_intents
+from classifier.serving.model_cache import LoadedModel, ModelCache, ModelUnavailableError
+from classifier.serving.validation import RejectedInputError, validate_text
 from feedback.db import session_scope
 from feedback.errors import ConflictError, SupportTriageError
 from feedback.log_writer import PredictionLogWriter

@@ -14,8 +14,8 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass
 
-from classifier import registry
-from classifier.registry import (
+from classifier.versions import registry
+from classifier.versions.registry import (
     CANARY,
     LIVE,
     REJECTED,

@@ -15,20 +15,27 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 
-from classifier import registry
-from classifier.artifacts import dump_model, sha256_of
-from classifier.calibration import ECE_LIMIT, fit_temperature
-from classifier.dataset import Dataset, Taxonomy, check_trainable
-from classifier.evaluation import (
+from classifier.model.artifacts import dump_model, sha256_of
+from classifier.model.calibration import ECE_LIMIT, fit_temperature
+from classifier.model.features import using_data_dir
+from classifier.model.pipeline import (
+    DEFAULT_PARAMS,
+    MODELS,
+    SEED,
+    build_pipeline,
+    check_model,
+    slim,
+)
+from classifier.model.profile import build_profile
+from classifier.training.dataset import Dataset, Taxonomy, check_trainable
+from classifier.training.evaluation import (
     evaluate,
     expected_calibration_error,
     fine_level,
     predict_levels,
 )
-from classifier.features import using_data_dir
-from classifier.gate import GateReport, run_gate
-from classifier.pipeline import DEFAULT_PARAMS, MODELS, SEED, build_pipeline, check_model, slim
-from classifier.profile import build_profile
+from classifier.versions import registry
+from classifier.versions.gate import GateReport, run_gate
 from feedback.db import session_scope
 from feedback.errors import InvalidInputError
 from feedback.redact import redact

@@ -5,18 +5,18 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
-from classifier import registry
-from classifier.background import process_holder
-from classifier.dataset import (
+from classifier.model.pipeline import DEFAULT_MODEL
+from classifier.serving.background import process_holder
+from classifier.training.dataset import (
     DEFAULT_TAXONOMY,
     DEFAULT_TEST,
     DEFAULT_TRAIN,
     load_dataset,
     load_taxonomy,
 )
-from classifier.pipeline import DEFAULT_MODEL
-from classifier.registry import LifecycleError
-from classifier.training import Progress, TrainingResult, train_version
+from classifier.training.train import Progress, TrainingResult, train_version
+from classifier.versions import registry
+from classifier.versions.registry import LifecycleError
 from feedback import leases
 from feedback.db import session_scope
 from feedback.errors import ConflictError

@@ -23,7 +23,7 @@ from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from classifier.dataset import DATA_DIR, DEFAULT_TRAIN, load_dataset
+from classifier.training.dataset import DATA_DIR, DEFAULT_TRAIN, load_dataset
 
 OFF_TOPIC_DATA = DATA_DIR / "off_topic.txt"
 # Above this probability a message is called off-topic. With balanced class weights 0.5 is

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from classifier.embedding_cache import get_cache
-from classifier.encoder import EncoderError, SentenceEncoder, get_encoder
+from classifier.model.embedding_cache import get_cache
+from classifier.model.encoder import EncoderError, SentenceEncoder, get_encoder
 from feedback.settings import load_settings
 
 # Below this many texts a call is a live request: encode directly, never touch the cache.

@@ -13,8 +13,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from classifier import registry
-from classifier.retrain import is_retrain_actor
+from classifier.review.retrain import is_retrain_actor
+from classifier.versions import registry
 from dashboards.queries import VersionFigures, version_figures
 from feedback.db import session_scope
 from feedback.settings import Settings

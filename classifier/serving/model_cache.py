@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 from sklearn.pipeline import Pipeline
 
-from classifier import registry
-from classifier.artifacts import load_model
+from classifier.model.artifacts import load_model
+from classifier.versions import registry
 from feedback.db import session_scope
 from feedback.errors import NotFoundError, SupportTriageError
 from feedback.settings import Settings

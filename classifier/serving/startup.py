@@ -9,9 +9,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from classifier.bootstrap import ensure_live_model
-from classifier.off_topic import detector
-from classifier.serving import ModelCache, ModelUnavailableError
+from classifier.model.off_topic import detector
+from classifier.serving.model_cache import ModelCache, ModelUnavailableError
+from classifier.training.default_model import ensure_live_model
 from feedback.errors import SupportTriageError
 from feedback.settings import Settings
 

@@ -10,13 +10,16 @@ import json
 import sys
 from collections.abc import Sequence
 
-from classifier import db_cli, lifecycle, registry, review_cli, users_cli
-from classifier.artifacts import load_model
-from classifier.dataset import DEFAULT_LABEL_COLUMN, load_dataset, load_taxonomy
-from classifier.gate import format_checklist, run_gate
-from classifier.pipeline import DEFAULT_MODEL, MODELS, model_name
-from classifier.registry import ModelVersionInfo
-from classifier.training import TrainingResult, train_version
+from classifier.cli import database as db_cli
+from classifier.cli import feedback_loop as review_cli
+from classifier.cli import users as users_cli
+from classifier.model.artifacts import load_model
+from classifier.model.pipeline import DEFAULT_MODEL, MODELS, model_name
+from classifier.training.dataset import DEFAULT_LABEL_COLUMN, load_dataset, load_taxonomy
+from classifier.training.train import TrainingResult, train_version
+from classifier.versions import lifecycle, registry
+from classifier.versions.gate import format_checklist, run_gate
+from classifier.versions.registry import ModelVersionInfo
 from feedback import api_keys
 from feedback.db import session_scope
 from feedback.errors import InvalidInputError, SupportTriageError

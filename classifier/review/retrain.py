@@ -31,9 +31,11 @@ import numpy as np
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
-from classifier import registry
-from classifier.artifacts import load_model
-from classifier.dataset import (
+from classifier.model.artifacts import load_model
+from classifier.model.features import using_data_dir
+from classifier.model.pipeline import LEGACY_MODEL
+from classifier.review.queue import build_feedback_dataset, normalise_text
+from classifier.training.dataset import (
     DEFAULT_TAXONOMY,
     DEFAULT_TEST,
     DEFAULT_TRAIN,
@@ -43,12 +45,10 @@ from classifier.dataset import (
     load_dataset,
     load_taxonomy,
 )
-from classifier.evaluation import evaluate
-from classifier.features import using_data_dir
-from classifier.gate import run_gate
-from classifier.pipeline import LEGACY_MODEL
-from classifier.review import build_feedback_dataset, normalise_text
-from classifier.training import fit_version
+from classifier.training.evaluation import evaluate
+from classifier.training.train import fit_version
+from classifier.versions import registry
+from classifier.versions.gate import run_gate
 from feedback import leases, review_store
 from feedback.db import session_scope
 from feedback.errors import ConflictError, InvalidInputError, SupportTriageError
@@ -58,7 +58,7 @@ from feedback.settings import Settings, settings_env
 from feedback.tables import utc_now
 
 log = logging.getLogger(__name__)
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RETRAIN_ACTOR = "retrain"
 ACTOR_CHARS = 100  # the audit trail's `actor` column (model_events.actor)
 # Reviewed feedback is the traffic the model serves now, and a few hundred rows would

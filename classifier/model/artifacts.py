@@ -17,8 +17,8 @@ from feedback.errors import SupportTriageError
 # Types skops does not trust by default but our pipeline is allowed to contain: our own two
 # steps, which hold only labels, numbers and the encoder's name and hashes (never weights).
 EXTRA_TRUSTED_TYPES: frozenset[str] = frozenset({
-    "classifier.features.SentenceEmbedding",
-    "classifier.rollup.RollupClassifier",
+    "classifier.model.features.SentenceEmbedding",
+    "classifier.model.rollup.RollupClassifier",
 })
 
 

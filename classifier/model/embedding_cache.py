@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from classifier.encoder import SentenceEncoder
+from classifier.model.encoder import SentenceEncoder
 
 KEY_BYTES = 16  # 128 bits of sha256: collisions are out of reach for any dataset here
 # About 150 MB on disk for 384-dimensional vectors; beyond it new texts are encoded, not kept.

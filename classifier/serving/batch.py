@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from classifier.service import PredictionError, PredictionResult, PredictionService
-from classifier.serving import ModelUnavailableError
+from classifier.serving.model_cache import ModelUnavailableError
+from classifier.serving.service import PredictionError, PredictionResult, PredictionService
 from feedback.errors import (
     InvalidInputError,
     NotAuthorizedError,

@@ -1,5 +1,5 @@
 """The models: word and character n-gram TF-IDF, optionally beside a frozen sentence
-embedding, into a multinomial logistic regression over fine labels (classifier.rollup).
+embedding, into a multinomial logistic regression over fine labels (classifier.model.rollup).
 
 Why these: on Banking77's 77 intents, TF-IDF alone reaches 91.5 % test accuracy and trains in
 seconds; adding all-MiniLM-L6-v2 vectors as a feature block (`tfidf+minilm`, the default)
@@ -18,8 +18,8 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion, Pipeline
 
-from classifier.features import SentenceEmbedding
-from classifier.rollup import RollupClassifier
+from classifier.model.features import SentenceEmbedding
+from classifier.model.rollup import RollupClassifier
 from feedback.errors import InvalidInputError
 
 SEED = 42

@@ -14,9 +14,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from classifier import review
-from classifier.dataset import DEFAULT_TEST, DEFAULT_TRAIN
-from classifier.retrain import RetrainResult, lower_priority, run_retrain
+from classifier.review import queue as review
+from classifier.review.retrain import RetrainResult, lower_priority, run_retrain
+from classifier.training.dataset import DEFAULT_TEST, DEFAULT_TRAIN
 from feedback.errors import InvalidInputError
 from feedback.review_store import QUEUE_REASONS
 from feedback.settings import Settings

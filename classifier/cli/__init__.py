@@ -1,0 +1,1 @@
+"""`python -m classifier`: model, feedback-loop, database and account commands."""

@@ -1,0 +1,1 @@
+"""The feedback loop: the review queue that turns ratings into labels, and retraining."""
