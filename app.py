@@ -21,13 +21,14 @@ from api.auth import KEY_REFRESH_SECONDS, ApiKeyring
 from api.errors import install_error_handlers
 from api.guard import ApiGuard
 from api.health import Readiness, build_health_router
-from api.metrics import ApiMetrics, MeteredService, build_metrics_router
+from api.metrics import ApiMetrics, build_metrics_router
 from api.read_timeout import ReadTimeout
 from api.rejections import RejectionLog
 from api.routes import OPEN_PATHS, ROUTES, build_api_router
 from classifier.serving.background import BackgroundWork
 from classifier.serving.model_cache import ModelCache
 from classifier.serving.ratelimit import TokenBucketLimiter
+from classifier.serving.service import PredictionService
 from classifier.serving.startup import Startup
 from classifier.versions.autopromote import AUTO_PROMOTE_CHECK_SECONDS, auto_promote_round
 from dashboards.alerts import check_alerts, record_outage
@@ -49,6 +50,7 @@ log = logging.getLogger("support_triage")
 SHUTDOWN_FLUSH_SECONDS = 30.0
 STORAGE_PROBE_SECONDS = 1.0  # how soon a process notices the database is back
 SESSION_SWEEP_SECONDS = 60.0
+SIGN_IN_PURGE_SECONDS = 3600.0
 
 
 def background_work(settings: Settings, *, models: ModelCache, keyring: ApiKeyring,
@@ -60,6 +62,7 @@ def background_work(settings: Settings, *, models: ModelCache, keyring: ApiKeyri
     work.add("api-keys", KEY_REFRESH_SECONDS, keyring.refresh)
     work.add("accounts", ACCOUNTS_REFRESH_SECONDS, policy.refresh)
     work.add("storage-probe", STORAGE_PROBE_SECONDS, monitor.probe)
+    work.add("sign-ins", SIGN_IN_PURGE_SECONDS, policy.purge_expired_sign_ins, lease="sign-ins")
     work.add("ui-sessions", SESSION_SWEEP_SECONDS,
              lambda: expire_idle_sessions(blocks, settings.ui_session_idle_minutes * 60))
     work.add("alerts", settings.alert_check_seconds,
@@ -83,9 +86,9 @@ def create_app(settings: Settings) -> tuple[FastAPI, Startup]:
     monitor = StorageMonitor(settings, on_recovered=lambda outage: record_outage(settings,
                                                                                  outage))
     log_writer = PredictionLogWriter(settings, monitor=monitor)
-    service = MeteredService(settings, models, metrics=metrics, log_writer=log_writer)
+    service = PredictionService(settings, models, log_writer=log_writer, observers=[metrics])
     startup = Startup(settings, models)
-    rejections = RejectionLog(settings, metrics, log_writer)
+    rejections = RejectionLog(service, metrics)
     keyring = ApiKeyring(settings)
     policy = AccessPolicy(settings)
     guard = UiGuard(policy)

@@ -11,8 +11,7 @@ import logging
 
 from api.errors import ApiError
 from feedback.access import is_loopback
-from feedback.api_keys import active_key_hashes, any_api_keys, hash_secret
-from feedback.db import session_scope
+from feedback.api_keys import hash_secret, read_key_state
 from feedback.errors import StorageError
 from feedback.settings import Settings
 
@@ -66,9 +65,7 @@ class ApiKeyring:
         """Reload the database keys (the app's background loop does, every
         KEY_REFRESH_SECONDS); on a database error keep the last ones and log it."""
         try:
-            with session_scope(self._settings) as session:
-                keys = active_key_hashes(session=session)
-                stored = bool(keys) or any_api_keys(session=session)
+            keys, stored = read_key_state(self._settings)
         except StorageError as exc:
             log.error("could not read API keys from the database: %s", exc)
             return

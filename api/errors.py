@@ -7,7 +7,6 @@ refused before they reach the prediction service are logged as rejected rows as 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
@@ -16,13 +15,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from classifier.serving.batch import error_code
-from classifier.serving.model_cache import ModelUnavailableError
 from feedback.errors import (
-    InvalidInputError,
     NotAuthorizedError,
-    NotFoundError,
-    StorageError,
     SupportTriageError,
 )
 from feedback.storage_health import RETRY_AFTER_S
@@ -38,14 +32,6 @@ MAX_LOCATION_CHARS = 40
 HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
               405: "method_not_allowed", 413: "body_too_large", 415: "unsupported_media_type",
               422: "invalid_request", 429: "rate_limited"}
-# Domain errors to HTTP statuses: the first matching class wins (subclasses first).
-DOMAIN_STATUS: tuple[tuple[type[SupportTriageError], int], ...] = (
-    (NotAuthorizedError, 403),
-    (NotFoundError, 404),
-    (InvalidInputError, 422),  # includes RejectedInputError, whose code says which check
-    (ModelUnavailableError, 503),
-    (StorageError, 503),
-)
 
 
 class ApiError(Exception):
@@ -97,8 +83,6 @@ def _is_api(request: Request) -> bool:
     return request.url.path.startswith(API_PREFIX + "/")
 
 
-Handler = Callable[[Request, Any], Awaitable[Response]]
-
 
 def install_error_handlers(app: FastAPI, rejections: RejectionLog) -> None:
     """JSON errors for the API routes; requests refused here are logged as rejected rows."""
@@ -131,13 +115,13 @@ def install_error_handlers(app: FastAPI, rejections: RejectionLog) -> None:
         return error_response(exc.status_code, code, message, exc.headers)
 
     async def on_domain(request: Request, exc: SupportTriageError) -> Response:
-        status = next((s for cls, s in DOMAIN_STATUS if isinstance(exc, cls)), 500)
+        status = exc.http_status
         if isinstance(exc, NotAuthorizedError):  # a wrong admin token is a refused request
-            return await refuse(request, status, error_code(exc), str(exc))
+            return await refuse(request, status, exc.code, str(exc))
         headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None
         if status >= 500:
             log.error("%s %s failed: %s", request.method, request.url.path, exc)
-        return error_response(status, error_code(exc), str(exc), headers)
+        return error_response(status, exc.code, str(exc), headers)
 
     async def on_crash(request: Request, exc: Exception) -> Response:
         log.error("unexpected error in %s %s", request.method, request.url.path,

@@ -1,5 +1,6 @@
 """Prometheus metrics in the text format at GET /metrics, with the official client.
 
+The prediction service tells the metrics what it did (they are one of its observers).
 Counters live in a private registry per app (tests build several apps in one process):
 requests by route, method and HTTP status; classify requests by source, status and model
 version (UI, API and batch alike); feedback by verdict; latency histograms.
@@ -7,7 +8,6 @@ version (UI, API and batch alike); feedback by verdict; latency histograms.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 from fastapi import APIRouter
@@ -16,12 +16,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from prometheus_client.exposition import generate_latest
 
 from classifier.serving.background import BackgroundWork
-from classifier.serving.model_cache import ModelCache
-from classifier.serving.service import PredictionResult, PredictionService
+from classifier.serving.service import Outcome, PredictionResult
 from classifier.serving.validation import RejectedInputError
 from feedback.errors import SupportTriageError
 from feedback.log_writer import PredictionLogWriter
-from feedback.settings import Settings
 from feedback.storage_health import StorageMonitor, StorageUnavailableError
 from feedback.store import FeedbackRecord
 
@@ -98,50 +96,34 @@ class ApiMetrics:
     def count_prediction(self, source: str, status: str, version: int | None) -> None:
         self.predictions.labels(source, status, "none" if version is None else str(version)).inc()
 
+    # --- the prediction service's observer (classifier.serving.service.ServiceObserver) ---
+
+    def answered(self, source: str, outcomes: Sequence[Outcome], seconds_each: float) -> None:
+        for outcome in outcomes:
+            self.prediction_latency.labels(source).observe(seconds_each)
+            if isinstance(outcome, PredictionResult):
+                self.count_prediction(source, "ok", outcome.model_version)
+            else:
+                status = "rejected" if isinstance(outcome, RejectedInputError) else "error"
+                self.count_prediction(source, status, None)
+
+    def not_answered(self, source: str, count: int, error: SupportTriageError,
+                     seconds_each: float) -> None:
+        if isinstance(error, StorageUnavailableError):
+            self.storage_refused.inc()
+        for _ in range(count):
+            self.prediction_latency.labels(source).observe(seconds_each)
+            self.count_prediction(source, "error", None)
+
+    def rated(self, record: FeedbackRecord) -> None:
+        self.feedback.labels(record.verdict).inc()
+
     def observe_http(self, route: str, method: str, status: int, seconds: float) -> None:
         self.http_requests.labels(route, method, str(status)).inc()
         self.http_latency.labels(route).observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
-
-
-class MeteredService(PredictionService):
-    """The prediction service, counting every outcome in `metrics` (UI, API and batch)."""
-
-    def __init__(self, settings: Settings, models: ModelCache | None = None, *,
-                 metrics: ApiMetrics, log_writer: PredictionLogWriter | None = None) -> None:
-        super().__init__(settings, models, log_writer)
-        self.metrics = metrics
-
-    def predict_many(self, texts: Sequence[object], *, source: str,
-                     combine: bool = False) -> list[PredictionResult | SupportTriageError]:
-        start = time.perf_counter()
-        try:
-            outcomes = super().predict_many(texts, source=source, combine=combine)
-        except SupportTriageError as exc:  # the log could not be written: nothing answered
-            if isinstance(exc, StorageUnavailableError):
-                self.metrics.storage_refused.inc()
-            for _ in texts:
-                self.metrics.count_prediction(source, "error", None)
-            raise
-        finally:
-            per_message = (time.perf_counter() - start) / max(len(texts), 1)
-            for _ in texts:
-                self.metrics.prediction_latency.labels(source).observe(per_message)
-        for outcome in outcomes:
-            if isinstance(outcome, PredictionResult):
-                self.metrics.count_prediction(source, "ok", outcome.model_version)
-            else:
-                status = "rejected" if isinstance(outcome, RejectedInputError) else "error"
-                self.metrics.count_prediction(source, status, None)
-        return outcomes
-
-    def rate(self, request_id: str, verdict: str, *, correct_label: str | None = None,
-             comment: str | None = None) -> FeedbackRecord:
-        record = super().rate(request_id, verdict, correct_label=correct_label, comment=comment)
-        self.metrics.feedback.labels(record.verdict).inc()
-        return record
 
 
 def build_metrics_router(metrics: ApiMetrics) -> APIRouter:

@@ -10,21 +10,16 @@ import uuid
 from starlette.concurrency import run_in_threadpool
 
 from api.metrics import ApiMetrics
-from feedback.db import session_scope
+from classifier.serving.service import PredictionService
 from feedback.errors import StorageError
-from feedback.log_writer import PredictionLogWriter
-from feedback.settings import Settings
-from feedback.store import log_rejection, rejection_record
 
 log = logging.getLogger("support_triage.api")
 
 
 class RejectionLog:
-    def __init__(self, settings: Settings, metrics: ApiMetrics | None = None,
-                 log_writer: PredictionLogWriter | None = None) -> None:
-        self._settings = settings
+    def __init__(self, service: PredictionService, metrics: ApiMetrics | None = None) -> None:
+        self._service = service
         self._metrics = metrics
-        self._log_writer = log_writer
 
     def record(self, code: str, message: str, *, method: str, path: str,
                key_id: str | None = None) -> str:
@@ -34,13 +29,7 @@ class RejectionLog:
                     key_id or "-", request_id)
         reason = f"{code}: {method} {path[:80]}: {message}"
         try:
-            if self._log_writer is not None:
-                self._log_writer.write([rejection_record(request_id=request_id, source="api",
-                                                         reason=reason)])
-            else:
-                with session_scope(self._settings) as session:
-                    log_rejection(session=session, request_id=request_id, source="api",
-                                  reason=reason)
+            self._service.log_refused(request_id=request_id, source="api", reason=reason)
         except StorageError as exc:
             log.error("could not log rejected request %s: %s", request_id, exc)
         if self._metrics is not None:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-
-from sqlalchemy import select
+from datetime import timedelta
 
 from classifier.versions import registry
 from dashboards.figures import percent_text as _pct
@@ -12,19 +10,12 @@ from dashboards.figures import percentile_from_histogram
 from dashboards.queries import version_figures
 from feedback.db import session_scope
 from feedback.settings import Settings
-from feedback.tables import ModelEvent, utc_now
+from feedback.tables import utc_now
 
 # Without a canary, compare over the last day of traffic.
 DEFAULT_LOOKBACK = timedelta(hours=24)
 COLUMNS = ["version", "role", "requests", "thumbs-up rate", "rejected / failed",
            "latency p95 (ms)", "mean confidence", "label mix"]
-
-
-def _canary_started(session, version: int) -> datetime | None:  # type: ignore[no-untyped-def]
-    return session.scalar(select(ModelEvent.created_at)
-                          .where(ModelEvent.action == "canary_start",
-                                 ModelEvent.version == version)
-                          .order_by(ModelEvent.id.desc()).limit(1))
 
 
 def compare_live_and_canary(settings: Settings) -> tuple[str, list[list[object]]]:
@@ -35,8 +26,9 @@ def compare_live_and_canary(settings: Settings) -> tuple[str, list[list[object]]
                                    (state.canary_version, "canary")) if v is not None}
         if not roles:
             return "No version is live yet.", []
-        since = (_canary_started(session, state.canary_version) if state.canary_version
-                 else None) or utc_now() - DEFAULT_LOOKBACK
+        started = (registry.canary_started(session=session, version=state.canary_version)
+                   if state.canary_version else None)
+        since = started[0] if started else utc_now() - DEFAULT_LOOKBACK
         figures = version_figures(session=session, versions=list(roles), since=since)
     heading = (f"Since the canary started ({since:%Y-%m-%d %H:%M} UTC), "
                f"{state.canary_percent} % of requests go to version {state.canary_version}."

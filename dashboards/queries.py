@@ -302,14 +302,6 @@ def flagged_messages(*, session: Session, window: Window, low_confidence: float,
     return [FlaggedMessage(*row) for row in rows]
 
 
-def versions_in_window(*, session: Session, window: Window) -> list[int]:
-    """Model versions that answered requests in the window, newest first."""
-    return [v for v in session.scalars(
-        select(Prediction.model_version).where(_in_window(window),
-                                               Prediction.model_version.is_not(None))
-        .group_by(Prediction.model_version).order_by(Prediction.model_version.desc()))]
-
-
 def version_totals(*, session: Session, window: Window) -> dict[int, VersionTotals]:
     """Totals per model version for the window (rollups for long windows)."""
     if rollups.covers(window):

@@ -204,6 +204,12 @@ class AccessPolicy:
             self._sign_ins[token] = (now, caller)
         return caller
 
+    def purge_expired_sign_ins(self) -> int:
+        """Delete sign-ins past their expiry (the app's background loop does, hourly): a
+        cookie's row is only useful until then. Returns how many went."""
+        with session_scope(self.settings) as session:
+            return accounts.purge_expired_sign_ins(session=session)
+
     def caller_for_hugging_face(self, username: str) -> Caller:
         """A Hugging Face user signed in on this Space, with the role the allow-lists give."""
         s = self.settings

@@ -14,7 +14,9 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from feedback.db import session_scope
 from feedback.errors import InvalidInputError, NotFoundError
+from feedback.settings import Settings
 from feedback.tables import ApiKey, utc_now
 
 # Secrets carry a recognisable prefix (so leaked keys are easy to grep for) and 32 random
@@ -94,3 +96,11 @@ def any_api_keys(*, session: Session) -> bool:
     """Whether a key was ever created (revoked ones count: revoking the last key must lock
     the API, not open it)."""
     return session.scalar(select(ApiKey.id).limit(1)) is not None
+
+
+def read_key_state(settings: Settings) -> tuple[dict[str, str], bool]:
+    """(sha256 -> key id of every active key, whether any key was ever stored), in one
+    short transaction: what the REST API's keyring keeps in memory. Raises StorageError."""
+    with session_scope(settings) as session:
+        keys = active_key_hashes(session=session)
+        return keys, bool(keys) or any_api_keys(session=session)

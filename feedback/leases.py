@@ -13,7 +13,6 @@ import contextlib
 import logging
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import or_, update
@@ -25,13 +24,6 @@ from feedback.settings import Settings
 from feedback.tables import Lease, utc_now
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class LeaseInfo:
-    name: str
-    holder: str
-    expires_at: datetime
 
 
 def claim_lease(*, session: Session, name: str, holder: str, ttl: timedelta,
@@ -66,14 +58,6 @@ def release_lease(*, session: Session, name: str, holder: str) -> None:
     session.execute(update(Lease).where(Lease.name == name, Lease.holder == holder)
                     .values(expires_at=utc_now())
                     .execution_options(synchronize_session=False))
-
-
-def get_lease(*, session: Session, name: str) -> LeaseInfo | None:
-    """The current holder of a lease that has not expired, else None."""
-    row = session.get(Lease, name)
-    if row is None or row.expires_at <= utc_now():
-        return None
-    return LeaseInfo(row.name, row.holder, row.expires_at)
 
 
 @contextlib.contextmanager

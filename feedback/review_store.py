@@ -30,7 +30,6 @@ DECISIONS = ("accepted", "corrected", "discarded")
 # Only these decisions turn a prediction into a training example.
 LABELLING_DECISIONS = ("accepted", "corrected")
 QUEUE_REASONS = ("all", "thumbs_down", "low_confidence", "thumbs_up")
-JOB_STATES = ("queued", "running", "succeeded", "failed")
 ACTIVE_JOB_STATES = ("queued", "running")
 
 

@@ -118,14 +118,6 @@ def rejection_record(*, request_id: str, source: str, reason: str, text_chars: i
         confidence=None, scores=None, model_version=model_version, latency_ms=None)
 
 
-def log_rejection(*, session: Session, request_id: str, source: str, reason: str,
-                  text_chars: int = 0, model_version: int | None = None) -> None:
-    """Append the row of a request refused before it reached the model (no text is stored)."""
-    log_prediction(session=session, record=rejection_record(
-        request_id=request_id, source=source, reason=reason, text_chars=text_chars,
-        model_version=model_version))
-
-
 def get_prediction(*, session: Session, request_id: str) -> PredictionRecord:
     """Raises NotFoundError when no prediction has that request id."""
     row = session.scalar(select(Prediction).where(Prediction.request_id == request_id))

@@ -170,6 +170,20 @@ def test_disabled_and_expired_sign_ins_stop_working(settings: Settings) -> None:
         policy.sign_in("old", "long-enough-1")
 
 
+def test_expired_sign_ins_are_purged_and_live_ones_kept(settings: Settings) -> None:
+    policy = AccessPolicy(settings)
+    with session_scope(settings) as session:
+        accounts.create_account(session=session, username="ann", role="agent",
+                                password="long-enough-1")
+        for lifetime in (timedelta(seconds=-1), timedelta(seconds=-60), timedelta(hours=1)):
+            accounts.open_sign_in(session=session, username="ann", role="agent",
+                                  lifetime=lifetime)
+    token, _ = policy.sign_in("ann", "long-enough-1")
+    assert policy.purge_expired_sign_ins() == 2
+    assert policy.purge_expired_sign_ins() == 0
+    assert policy.caller_for_token(token) is not None
+
+
 @pytest.mark.parametrize(("username", "role", "password", "match"), [
     ("", "agent", "long-enough-1", "user name"),
     ("a b", "agent", "long-enough-1", "user name"),

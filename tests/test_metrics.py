@@ -12,7 +12,8 @@ from api_support import (
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from api.metrics import ApiMetrics, MeteredService
+from api.metrics import ApiMetrics
+from classifier.serving.service import PredictionService
 from classifier.serving.validation import RejectedInputError
 from feedback.settings import Settings
 
@@ -79,7 +80,7 @@ def test_metrics_need_no_key_and_stay_out_of_the_openapi(live_sqlite_settings: S
 def test_ui_predictions_are_counted_through_the_same_service(
         live_sqlite_settings: Settings) -> None:
     metrics = ApiMetrics()
-    service = MeteredService(live_sqlite_settings, metrics=metrics)
+    service = PredictionService(live_sqlite_settings, observers=[metrics])
     service.predict("my card was declined", source="ui")
     with pytest.raises(RejectedInputError):
         service.predict("", source="ui")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 import gradio as gr
@@ -18,7 +19,6 @@ from classifier.serving.service import PredictionResult, PredictionService
 from classifier.serving.startup import Startup, StartupStatus
 from feedback.access import Role
 from feedback.errors import SupportTriageError
-from feedback.tables import utc_now
 from ui.browser_time import time_tag
 from ui.guard import UiGuard
 from ui.icons import icon
@@ -214,8 +214,9 @@ def build_classify_tab(service: PredictionService, startup: Startup, guard: UiGu
         if record.correct_label:
             what += f", correct category: **{record.correct_label}**"
         verb = "Rating changed" if record.changed else "Rating saved"
+        saved_at = time_tag(datetime.now(UTC))
         return (gr.Dropdown(visible=verdict == "down"),
-                f"{icon('ok')} {verb} at {time_tag(utc_now())} for {quote(answer.text)}: {what}.",
+                f"{icon('ok')} {verb} at {saved_at} for {quote(answer.text)}: {what}.",
                 replace(answer, verdict=verdict), *thumbs(verdict))
 
     @agent

@@ -17,14 +17,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from classifier.serving.model_cache import ModelUnavailableError
-from classifier.serving.service import PredictionError, PredictionResult, PredictionService
+from classifier.serving.service import PredictionResult, PredictionService
 from feedback.errors import (
     InvalidInputError,
-    NotAuthorizedError,
-    NotFoundError,
-    StorageError,
-    SupportTriageError,
 )
 
 RESULT_COLUMNS = ("label", "confidence", "model_version", "request_id", "error")
@@ -43,20 +38,6 @@ class BatchFileError(InvalidInputError):
     """An uploaded CSV cannot be used; the message says why and what to do."""
 
     code = "invalid_file"
-
-
-def error_code(exc: SupportTriageError) -> str:
-    """The machine-readable code of a domain error (shared by the REST API and batches)."""
-    if isinstance(exc, InvalidInputError):  # RejectedInputError, BatchFileError, ...
-        return exc.code
-    codes: tuple[tuple[type[SupportTriageError], str], ...] = (
-        (NotAuthorizedError, "not_authorized"),
-        (NotFoundError, "not_found"),
-        (ModelUnavailableError, "model_unavailable"),
-        (StorageError, "storage_unavailable"),
-        (PredictionError, "prediction_failed"),
-    )
-    return next((code for cls, code in codes if isinstance(exc, cls)), "error")
 
 
 @dataclass(frozen=True)
@@ -84,7 +65,7 @@ def predict_many(service: PredictionService, texts: Sequence[object], *,
     for start in range(0, total, CHUNK):
         for outcome in service.predict_many(texts[start:start + CHUNK], source="batch"):
             outcomes.append(BatchOutcome(outcome) if isinstance(outcome, PredictionResult)
-                            else BatchOutcome(None, error_code(outcome), str(outcome)))
+                            else BatchOutcome(None, outcome.code, str(outcome)))
         if on_progress is not None:
             on_progress(len(outcomes), total)
         if len(outcomes) < total:

@@ -38,6 +38,9 @@ KEEP_LOADED = 3
 class ModelUnavailableError(SupportTriageError):
     """No model can answer right now."""
 
+    code = "model_unavailable"
+    http_status = 503
+
 
 @dataclass(frozen=True)
 class LoadedModel:

@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from classifier.model.off_topic import OFF_TOPIC_REASON, detector
 from classifier.model.profile import message_signals
@@ -29,6 +30,7 @@ from feedback.store import (
     PredictionRecord,
     log_predictions,
     record_feedback,
+    rejection_record,
 )
 from feedback.tables import utc_now
 
@@ -42,6 +44,8 @@ MAX_COMBINED = 32
 
 class PredictionError(SupportTriageError):
     """The model failed on an accepted message."""
+
+    code = "prediction_failed"
 
 
 @dataclass
@@ -99,15 +103,35 @@ class PredictionResult:
         return "off_topic" if self.off_topic else "unsure" if self.low_confidence else "confident"
 
 
+Outcome = PredictionResult | SupportTriageError
+
+
+class ServiceObserver(Protocol):
+    """Told what the service did (the app's Prometheus metrics are one): called after the
+    fact, on the request's thread, so it must be quick and must not raise."""
+
+    def answered(self, source: str, outcomes: Sequence[Outcome], seconds_each: float) -> None:
+        """Messages answered, each with its result or error (its row is logged)."""
+
+    def not_answered(self, source: str, count: int, error: SupportTriageError,
+                     seconds_each: float) -> None:
+        """Messages with no answer because their log rows could not be written."""
+
+    def rated(self, record: FeedbackRecord) -> None:
+        """A rating stored."""
+
+
 class PredictionService:
     """Stateless apart from the model cache; safe to share between threads."""
 
     def __init__(self, settings: Settings, models: ModelCache | None = None,
-                 log_writer: PredictionLogWriter | None = None) -> None:
+                 log_writer: PredictionLogWriter | None = None,
+                 observers: Sequence[ServiceObserver] = ()) -> None:
         self.settings = settings
         self.models = models or ModelCache(settings)
         # None: each call's rows are written in their own transaction (the CLI, tests).
         self.log_writer = log_writer
+        self.observers = tuple(observers)
         # Single-message requests being answered now: a batch gives way while any are.
         self._interactive = 0
         self._interactive_lock = threading.Lock()
@@ -142,20 +166,31 @@ class PredictionService:
         return self._interactive
 
     def predict_many(self, texts: Sequence[object], *, source: str,
-                     combine: bool = False) -> list[PredictionResult | SupportTriageError]:
+                     combine: bool = False) -> list[Outcome]:
         """Classify several messages with one model call per answering version and log them
         in one commit. Each outcome is the message's result or its error (its row is logged
         too); a batch's latency_ms is its time per message. With `combine` (a single-message
         request), messages of other threads that arrive meanwhile share the model call and
         the commit, and each keeps its own latency. Raises StorageError when the log cannot
-        be written: then no answer counts.
+        be written: then no answer counts. Observers hear of every outcome.
         """
-        requests = [self._admit(text, source) for text in texts]
-        if combine and len(requests) == 1:
-            self._combined(requests[0])
-        else:
-            self._answer_and_log(requests, per_message_share=True)
-        return [r.outcome for r in requests if r.outcome is not None]
+        start = time.perf_counter()
+        try:
+            requests = [self._admit(text, source) for text in texts]
+            if combine and len(requests) == 1:
+                self._combined(requests[0])
+            else:
+                self._answer_and_log(requests, per_message_share=True)
+        except SupportTriageError as exc:
+            seconds_each = (time.perf_counter() - start) / max(len(texts), 1)
+            for observer in self.observers:
+                observer.not_answered(source, len(texts), exc, seconds_each)
+            raise
+        outcomes = [r.outcome for r in requests if r.outcome is not None]
+        seconds_each = (time.perf_counter() - start) / max(len(texts), 1)
+        for observer in self.observers:
+            observer.answered(source, outcomes, seconds_each)
+        return outcomes
 
     def _combined(self, request: _Request) -> None:
         """Answer `requests` with whatever other threads are waiting, one model call and one
@@ -202,12 +237,20 @@ class PredictionService:
                 by_version.setdefault(r.model.version, []).append(r)
         for group in by_version.values():
             self._answer(group, per_message_share)
-        records = [r.record for r in requests if r.record is not None]
+        self._write([r.record for r in requests if r.record is not None])
+
+    def _write(self, records: list[PredictionRecord]) -> None:
+        """Committed when this returns (group commit through the log writer, if any)."""
         if self.log_writer is None:
             with session_scope(self.settings) as session:
                 log_predictions(session=session, records=records)
         else:
             self.log_writer.write(records)
+
+    def log_refused(self, *, request_id: str, source: str, reason: str) -> None:
+        """Log a request refused before it reached the service (bad JSON, no key, rate
+        limited): a `rejected` row with the reason and no text. Raises StorageError."""
+        self._write([rejection_record(request_id=request_id, source=source, reason=reason)])
 
     def _admit(self, text: object, source: str) -> _Request:
         """Route and validate one message; a refused one gets its row and error here."""
@@ -283,9 +326,13 @@ class PredictionService:
             attempts_left -= 1
             try:
                 with session_scope(self.settings) as session:
-                    return record_feedback(session=session, request_id=request_id,
-                                           verdict=verdict, correct_label=correct_label,
-                                           comment=comment)
+                    record = record_feedback(session=session, request_id=request_id,
+                                             verdict=verdict, correct_label=correct_label,
+                                             comment=comment)
             except ConflictError:
                 if not attempts_left:
                     raise
+                continue
+            for observer in self.observers:
+                observer.rated(record)
+            return record
