@@ -34,7 +34,7 @@ class HealthView:
     drift_status: str
     terms: list[list[object]]
     versions: list[list[object]]
-    flagged: list[list[object]]
+    flagged: list[tuple[datetime, *tuple[object, ...]]]  # when, then the other columns
 
 
 def utc_text(moment: datetime) -> str:
@@ -101,9 +101,9 @@ def load_health(settings: Settings, window: queries.Window, *,
         drift_status=report.status if report.judged else NOT_JUDGED,
         terms=[[term, n, note] for term, n, note in report.top_terms],
         versions=version_rows,
-        flagged=[[m.created_at, m.model_version, m.label,
+        flagged=[(m.created_at, m.model_version, m.label,
                   round(m.confidence, 3) if m.confidence is not None else "–",
                   {"up": "thumbs up", "down": "thumbs down"}.get(m.verdict or "", ""),
                   m.correct_label or "",
-                  m.text or ""] for m in flagged],
+                  m.text or "") for m in flagged],
     )

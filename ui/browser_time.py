@@ -9,11 +9,15 @@ UTC time stays in the tooltip).
 from __future__ import annotations
 
 from datetime import UTC, datetime, tzinfo
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 # The page's own zone name (IANA, such as "Europe/Paris"), sent with a chart request.
 ZONE_JS = "Intl.DateTimeFormat().resolvedOptions().timeZone"
 MAX_ZONE_NAME = 64  # the longest IANA name is about 32 characters
+
+# A gr.Dataframe column's datatype; a column of time_tag() elements is "html".
+ColumnType = Literal["str", "number", "bool", "date", "markdown", "html"]
 
 LOCAL_TIMES_JS = """() => {
   const local = (t) => {

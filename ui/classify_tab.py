@@ -20,7 +20,7 @@ from classifier.serving.startup import Startup, StartupStatus
 from feedback.access import Role
 from feedback.errors import SupportTriageError
 from ui.browser_time import time_tag
-from ui.guard import UiGuard
+from ui.guard import PRIVATE, UiGuard
 from ui.icons import icon
 from ui.ids import COPY_ID_JS, id_tag
 
@@ -229,10 +229,9 @@ def build_classify_tab(service: PredictionService, startup: Startup, guard: UiGu
         return rate("down", label, text, answer)
 
     rate_outputs = [correct, saved, shown, thumbs_up, thumbs_down]
-    private = {"api_visibility": "private"}
     # On every page load too: a page opened after the start-up needs no tick to unlock.
-    timer.tick(poll_status, outputs=[status, progress, classify, timer], **private)
-    gr.on(None, poll_status, outputs=[status, progress, classify, timer], **private)
+    timer.tick(poll_status, outputs=[status, progress, classify, timer], **PRIVATE)
+    gr.on(None, poll_status, outputs=[status, progress, classify, timer], **PRIVATE)
     event = classify.click(run_classify, inputs=[message],
                            outputs=[result, version, request_id, info, shown],
                            api_name="classify", concurrency_limit=CLASSIFY_CONCURRENCY,
@@ -240,14 +239,14 @@ def build_classify_tab(service: PredictionService, startup: Startup, guard: UiGu
                            "category with every class's confidence, the model version and "
                            "the request id (rate it with POST /api/v1/feedback).")
     event.success(show_rating, inputs=[shown],
-                  outputs=[rating, correct, question, saved, thumbs_up, thumbs_down], **private)
-    event.success(None, js=SHOW_ANSWER_JS, **private)
-    request_id.change(show_id, inputs=[request_id], outputs=[id_shown], **private)
+                  outputs=[rating, correct, question, saved, thumbs_up, thumbs_down], **PRIVATE)
+    event.success(None, js=SHOW_ANSWER_JS, **PRIVATE)
+    request_id.change(show_id, inputs=[request_id], outputs=[id_shown], **PRIVATE)
     event.failure(clear_result, outputs=[result, version, request_id, info, rating, shown],
-                  **private)
+                  **PRIVATE)
     # Any edit (typing, pasting, an example) makes the answer on screen stale.
     message.change(clear_result, outputs=[result, version, request_id, info, rating, shown],
-                   **private)
-    thumbs_up.click(rate_up, inputs=[message, shown], outputs=rate_outputs, **private)
+                   **PRIVATE)
+    thumbs_up.click(rate_up, inputs=[message, shown], outputs=rate_outputs, **PRIVATE)
     for trigger in (thumbs_down.click, correct.input):
-        trigger(rate_down, inputs=[correct, message, shown], outputs=rate_outputs, **private)
+        trigger(rate_down, inputs=[correct, message, shown], outputs=rate_outputs, **PRIVATE)

@@ -14,7 +14,7 @@ import inspect
 import time
 import typing
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, Literal, TypedDict, TypeVar
 
 import gradio as gr
 
@@ -22,6 +22,15 @@ from feedback.access import AccessPolicy, Caller, Role, came_through_proxy
 
 SIGN_IN_COOKIE = "st_sign_in"
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Private(TypedDict):
+    """Listener keywords that keep an event off the API page and the Python client (as
+    `**PRIVATE`); it can still be called by index, so the guard, not this, protects it."""
+    api_visibility: Literal["private"]
+
+
+PRIVATE: Private = {"api_visibility": "private"}
 
 
 def _request_parts(request: Any) -> tuple[Mapping[str, str], Mapping[str, Any] | None]:
@@ -101,11 +110,11 @@ class UiGuard:
             guarded.__name__ = fn.__name__
             guarded.__qualname__ = fn.__qualname__
             guarded.__doc__ = fn.__doc__
-            guarded.__signature__ = outer  # type: ignore[attr-defined]
+            guarded.__signature__ = outer  # type: ignore[attr-defined]  # read by inspect.signature
             # Real objects, not strings: Gradio finds gr.Request and gr.Progress by type hint.
             guarded.__annotations__ = {**{p.name: hints[p.name] for p in visible
                                           if p.name in hints}, "request": gr.Request | None}
-            guarded.access = (needed, action)  # type: ignore[attr-defined]
+            guarded.access = (needed, action)  # type: ignore[attr-defined]  # test_access.py reads it
             return typing.cast(F, guarded)
 
         return decorate

@@ -37,7 +37,7 @@ from classifier.versions.registry import (
 from feedback.access import Caller, Role
 from feedback.errors import SupportTriageError
 from feedback.settings import Settings
-from ui.guard import UiGuard
+from ui.guard import PRIVATE, UiGuard
 from ui.icons import icon
 
 ACT_AS = "promote, roll back, start canaries or reject versions"
@@ -206,7 +206,6 @@ def build_action_panel(settings: Settings) -> ActionPanel:
 def wire_action_panel(panel: ActionPanel, settings: Settings,
                       guard: UiGuard) -> gr.events.Dependency:
     """Attach the handlers; returns the confirm event, for the tab to refresh after it."""
-    private: dict[str, Any] = {"api_visibility": "private"}
     asked = [panel.confirm_box, panel.question, panel.share, panel.reason, panel.confirm,
              panel.pending, panel.outcome]
 
@@ -233,7 +232,7 @@ def wire_action_panel(panel: ActionPanel, settings: Settings,
         return ask
 
     for action, button in panel.buttons.items():
-        button.click(ask_for(action), inputs=[panel.selected], outputs=asked, **private)
+        button.click(ask_for(action), inputs=[panel.selected], outputs=asked, **PRIVATE)
 
     @guard.handler(Role.ADMIN, ACT_AS, quiet=True)
     def check_reason(reason: str, pending: Pending | None) -> gr.Button:
@@ -244,13 +243,13 @@ def wire_action_panel(panel: ActionPanel, settings: Settings,
     # `change`, not `input`: it also fires for a pasted or filled-in reason.
     panel.reason.change(check_reason, inputs=[panel.reason, panel.pending],
                        outputs=[panel.confirm], trigger_mode="always_last",
-                       show_progress="hidden", **private)
+                       show_progress="hidden", **PRIVATE)
 
     @guard.handler(Role.ADMIN, ACT_AS)
     def cancel() -> list[Any]:
         return [*panel.close(), "Cancelled: nothing was changed."]
 
-    panel.cancel.click(cancel, outputs=[*panel.closed, panel.outcome], **private)
+    panel.cancel.click(cancel, outputs=[*panel.closed, panel.outcome], **PRIVATE)
 
     @guard.handler(Role.ADMIN, ACT_AS)
     def confirm(pending: Pending | None, share: float, reason: str, caller: Caller) -> list[Any]:
@@ -268,4 +267,4 @@ def wire_action_panel(panel: ActionPanel, settings: Settings,
         return [*panel.close(), f"{icon('ok')} {done} Recorded as done by **{caller.label}**."]
 
     return panel.confirm.click(confirm, inputs=[panel.pending, panel.share, panel.reason],
-                               outputs=[*panel.closed, panel.outcome], **private)
+                               outputs=[*panel.closed, panel.outcome], **PRIVATE)

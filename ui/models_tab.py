@@ -17,8 +17,8 @@ from dashboards.figures import reliability_figure
 from feedback.access import Caller, Role
 from feedback.errors import SupportTriageError
 from feedback.settings import Settings
-from ui.browser_time import time_tag
-from ui.guard import UiGuard
+from ui.browser_time import ColumnType, time_tag
+from ui.guard import PRIVATE, UiGuard
 from ui.icons import icon
 from ui.model_actions import ACT_AS, build_action_panel, wire_action_panel
 
@@ -26,8 +26,9 @@ VERSION_COLUMNS = ["version", "status", "created", "model", "accuracy", "macro-F
                    "ECE", "gate", "labels", "taxonomy"]
 EVENT_COLUMNS = ["when", "action", "version", "from", "to", "by", "reason"]
 # The time columns hold <time> elements, shown in the reader's zone (ui.browser_time).
-VERSION_TYPES = ["str", "str", "html", *["str"] * 7]
-EVENT_TYPES = ["html", *["str"] * 6]
+VERSION_TYPES: list[ColumnType] = ["str", "str", "html", "str", "str", "str", "str", "str", "str",
+                                   "str"]
+EVENT_TYPES: list[ColumnType] = ["html", "str", "str", "str", "str", "str", "str"]
 GATE = {True: "passed", False: "failed", None: "not run"}
 GATE_MARKS = (icon("ok", "passed"), icon("error", "failed"))
 # About seven rows: the action panel stays right below the row a person picked.
@@ -141,12 +142,11 @@ def build_models_tab(settings: Settings, tab: gr.Tab, guard: UiGuard) -> None:
         first = (event.row_value or [None])[0]
         return show(int(first) if isinstance(first, int | float) else None, caller)
 
-    private: dict[str, Any] = {"api_visibility": "private"}
     outputs = [versions, comparison_heading, comparison, events, *shown]
     for trigger in (refresh.click, tab.select):
-        trigger(load, inputs=[panel.selected], outputs=outputs, **private)
+        trigger(load, inputs=[panel.selected], outputs=outputs, **PRIVATE)
     panel.pick.input(show_version, inputs=[panel.pick], outputs=[*shown, *panel.closed],
-                     **private)
-    versions.select(show_row, outputs=[*shown, *panel.closed], **private)
+                     **PRIVATE)
+    versions.select(show_row, outputs=[*shown, *panel.closed], **PRIVATE)
     wire_action_panel(panel, settings, guard).then(
-        load, inputs=[panel.selected], outputs=outputs, **private)
+        load, inputs=[panel.selected], outputs=outputs, **PRIVATE)

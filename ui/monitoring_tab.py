@@ -25,12 +25,14 @@ from dashboards.queries import WINDOWS, make_window
 from feedback.access import Role
 from feedback.errors import SupportTriageError
 from feedback.settings import Settings
-from ui.browser_time import ZONE_JS, reader_zone, time_tag
+from ui.browser_time import ZONE_JS, ColumnType, reader_zone, time_tag
 from ui.guard import UiGuard
 from ui.icons import icon
 
 log = logging.getLogger(__name__)
 
+# The first column holds <time> elements (time_tag).
+FLAGGED_TYPES: list[ColumnType] = ["html", "str", "str", "str", "str", "str", "str"]
 DRIFT_ICONS = {"ok": "ok", "watch": "watch", "drift": "warning", NOT_JUDGED: "pending"}
 # Often enough to watch a rollout, rarely enough that an open tab is not a load on the log.
 AUTO_REFRESH_SECONDS = 60
@@ -129,7 +131,7 @@ def build_monitoring_tab(settings: Settings, tab: gr.Tab, guard: UiGuard) -> Non
                                   min_width=PLOT_MIN_PX)
                           for name in FIGURE_NAMES[first:first + 2]]
     flagged = gr.Dataframe(headers=FLAGGED_COLUMNS, interactive=False, wrap=True,
-                           elem_id="flagged", datatype=["html", *["str"] * 6],
+                           elem_id="flagged", datatype=FLAGGED_TYPES,
                            label="Recent low-confidence and thumbs-down messages")
 
     @guard.handler(Role.REVIEWER, "see monitoring", quiet=True)

@@ -23,7 +23,7 @@ from feedback.review_store import FeedbackDatasetInfo, RetrainJobInfo
 from feedback.settings import Settings
 from ui.browser_time import time_tag
 from ui.downloads import scratch_folder
-from ui.guard import UiGuard
+from ui.guard import PRIVATE, UiGuard
 from ui.icons import icon
 from ui.ids import COPY_ID_JS, SHORT_ID
 from ui.review_view import (
@@ -233,11 +233,14 @@ def build_review_tab(settings: Settings, tab: gr.Tab, guard: UiGuard) -> None:
                   prefer: list[str], who: str) -> list[Any]:
         """Pending count, the card of the first of `prefer` still pending (else the newest
         pending message), the list. Raises gr.Error when the queue cannot be read."""
-        filters = {"reason": why, "label": _choice(label),
-                   "model_version": int(v) if (v := _choice(version)) else None}
+        picked = _choice(label)
+        model_version = int(v) if (v := _choice(version)) else None
         try:
-            items = review.review_queue(settings, limit=int(shown or DEFAULT_SHOWN), **filters)
-            waiting = review.count_queue(settings, **filters)
+            items = review.review_queue(settings, reason=why, label=picked,
+                                        model_version=model_version,
+                                        limit=int(shown or DEFAULT_SHOWN))
+            waiting = review.count_queue(settings, reason=why, label=picked,
+                                         model_version=model_version)
             counts = review.count_reviews(settings)
         except SupportTriageError as exc:
             raise gr.Error(str(exc), title="Queue unavailable", print_exception=False) from None
@@ -273,10 +276,10 @@ def build_review_tab(settings: Settings, tab: gr.Tab, guard: UiGuard) -> None:
     @reviewer
     def pick(ids: list[str] | None, evt: gr.EventData, caller: Caller) -> list[Any]:
         row = getattr(evt, "row", None)
-        if not isinstance(row, int) or not 0 <= row < len(ids or []):
+        if ids is None or not isinstance(row, int) or not 0 <= row < len(ids):
             return [gr.skip()] * 7
         try:
-            item = review.get_item(settings, ids[row])  # type: ignore[index]
+            item = review.get_item(settings, ids[row])
         except SupportTriageError as exc:
             return [f"{icon('error')} {exc}", *[gr.skip()] * 6]
         return ["", *show_card(item, caller.label), item.request_id]
@@ -362,21 +365,20 @@ def build_review_tab(settings: Settings, tab: gr.Tab, guard: UiGuard) -> None:
 
     retrain_outputs = [job_status, timer, report_md, deltas, now_right, now_wrong,
                        datasets, retrain_heading, start]
-    private = {"api_visibility": "private"}
-    load = {"fn": load_queue, "inputs": [*filters, current], "outputs": queue_outputs,
-            **private}
+    load_inputs = [*filters, current]
     for trigger in (refresh.click, tab.select, reason.input, label_filter.input,
                     version_filter.input, limit.submit):
-        trigger(**load)
-    tab.select(poll, outputs=retrain_outputs, **private)
+        trigger(load_queue, inputs=load_inputs, outputs=queue_outputs, **PRIVATE)
+    tab.select(poll, outputs=retrain_outputs, **PRIVATE)
     queue.pick(pick, inputs=[listed], outputs=[outcome, *workbench_outputs[1:6], current],
-               **private)
+               **PRIVATE)
     for button, decision in ((accept, "accepted"), (correct, "corrected"),
                              (discard, "discarded")):
         button.click(decide(decision), inputs=[current, category, listed, *filters],
-                     outputs=[outcome, *workbench_outputs], **private)
+                     outputs=[outcome, *workbench_outputs], **PRIVATE)
     export.click(export_csv, inputs=[reason, label_filter, version_filter], outputs=[exported],
-                 **private)
-    do_import.click(import_csv, inputs=[upload], outputs=[imported], **private).then(**load)
-    start.click(start_retrain, outputs=[job_status, timer], **private)
-    timer.tick(poll, outputs=retrain_outputs, **private)
+                 **PRIVATE)
+    do_import.click(import_csv, inputs=[upload], outputs=[imported], **PRIVATE).then(
+        load_queue, inputs=load_inputs, outputs=queue_outputs, **PRIVATE)
+    start.click(start_retrain, outputs=[job_status, timer], **PRIVATE)
+    timer.tick(poll, outputs=retrain_outputs, **PRIVATE)

@@ -138,6 +138,6 @@ def deployment_revision(settings: Settings) -> int:
         return registry.deployment_revision(session=session)
 
 
-def list_events(settings: Settings, limit: int = 50) -> list[dict[str, object]]:
+def list_events(settings: Settings, limit: int = 50) -> list[registry.AuditEvent]:
     with session_scope(settings) as session:
         return registry.list_events(session=session, limit=limit)

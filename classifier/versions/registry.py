@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -247,7 +247,13 @@ def record_gate(*, session: Session, version: int, passed: bool, checklist: dict
     session.flush()
 
 
-def list_events(*, session: Session, limit: int = 50) -> list[dict[str, Any]]:
+# One row of the audit trail ("from" is a keyword, hence the functional form).
+AuditEvent = TypedDict("AuditEvent", {"at": datetime, "action": str, "version": int | None,
+                                      "from": int | None, "to": int | None, "actor": str,
+                                      "reason": str})
+
+
+def list_events(*, session: Session, limit: int = 50) -> list[AuditEvent]:
     """The newest registry events: the audit trail."""
     rows = session.scalars(select(ModelEvent).order_by(ModelEvent.id.desc()).limit(limit))
     return [{"at": e.created_at, "action": e.action, "version": e.version,
