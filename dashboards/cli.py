@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import httpx
 
@@ -20,7 +20,7 @@ from feedback.settings import load_settings
 HEALTH_TIMEOUT_S = 5.0
 
 
-def _health_probe(url: str):  # type: ignore[no-untyped-def]
+def _health_probe(url: str) -> Callable[[], tuple[bool, str]]:
     def probe() -> tuple[bool, str]:
         try:
             response = httpx.get(f"{url.rstrip('/')}/api/v1/health", timeout=HEALTH_TIMEOUT_S)

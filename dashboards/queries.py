@@ -34,7 +34,7 @@ from feedback.tables import Feedback, Prediction
 
 __all__ = ["CONFIDENCE_BINS", "LATENCY_EDGES_MS", "WINDOWS", "Window", "make_window"]
 
-def _in_window(window: Window, after_id: int = 0):  # type: ignore[no-untyped-def]
+def _in_window(window: Window, after_id: int = 0) -> ColumnElement[bool]:
     """Rows in the time range; with `after_id`, only rows the rollups have not folded."""
     return and_(Prediction.created_at >= window.start, Prediction.created_at < window.end,
                 Prediction.id > after_id)

@@ -31,7 +31,7 @@ from dashboards.buckets import (
     latency_bin_expr,
 )
 from dashboards.sqlfuncs import epoch_seconds
-from feedback.db import session_scope
+from feedback.db import rows_matched, session_scope
 from feedback.errors import StorageError
 from feedback.settings import Settings
 from feedback.store import log_complete_upto
@@ -132,10 +132,10 @@ def catch_up(settings: Settings, max_rows: int | None = None) -> int:
             if done >= newest:
                 return folded
             upto = min(done + CHUNK_ROWS, newest)
-            moved = session.execute(update(RollupState)
-                                    .where(RollupState.id == 1,
-                                           RollupState.last_prediction_id == done)
-                                    .values(last_prediction_id=upto)).rowcount
+            moved = rows_matched(session.execute(
+                update(RollupState)
+                .where(RollupState.id == 1, RollupState.last_prediction_id == done)
+                .values(last_prediction_id=upto)))
             if moved != 1:
                 return folded  # another process is folding this range
             _fold(session, done, upto)

@@ -15,8 +15,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, insert, make_url, select
+from sqlalchemy import CursorResult, Engine, Result, create_engine, event, insert, make_url, select
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -42,7 +43,7 @@ WAL_RETRY_S = 0.01  # switching to WAL takes well under a millisecond
 
 def _configure_sqlite(engine: Engine, busy_timeout_s: float) -> None:
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    def _on_connect(dbapi_connection: sqlite3.Connection, _record: object) -> None:
         cursor = dbapi_connection.cursor()
         # First, so that switching to WAL below waits for another process's lock too.
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
@@ -52,6 +53,14 @@ def _configure_sqlite(engine: Engine, busy_timeout_s: float) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
+
+
+def rows_matched(result: Result[Any]) -> int:
+    """Rows an UPDATE or DELETE run by `Session.execute` matched. SQLAlchemy returns a
+    CursorResult for these statements but types `Session.execute` as the plain Result."""
+    if not isinstance(result, CursorResult):
+        raise TypeError(f"not an UPDATE or DELETE result: {type(result).__name__}")
+    return result.rowcount
 
 
 def _switch_to_wal(cursor: sqlite3.Cursor, timeout_s: float) -> None:

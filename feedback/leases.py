@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, update
 from sqlalchemy.orm import Session
 
-from feedback.db import session_scope
+from feedback.db import rows_matched, session_scope
 from feedback.errors import StorageError
 from feedback.settings import Settings
 from feedback.tables import Lease, utc_now
@@ -35,7 +35,7 @@ def claim_lease(*, session: Session, name: str, holder: str, ttl: timedelta,
                             or_(Lease.holder == holder, Lease.expires_at <= now))
         .values(holder=holder, acquired_at=now, expires_at=now + ttl)
         .execution_options(synchronize_session=False))
-    if taken.rowcount:  # type: ignore[attr-defined]
+    if rows_matched(taken):
         return True
     if session.get(Lease, name) is not None:
         return False
@@ -49,7 +49,7 @@ def rename_holder(*, session: Session, name: str, holder: str, new_holder: str) 
     moved = session.execute(update(Lease).where(Lease.name == name, Lease.holder == holder)
                             .values(holder=new_holder)
                             .execution_options(synchronize_session=False))
-    return bool(moved.rowcount)  # type: ignore[attr-defined]
+    return bool(rows_matched(moved))
 
 
 def release_lease(*, session: Session, name: str, holder: str) -> None:

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
 
-from feedback.db import session_scope
+from feedback.db import rows_matched, session_scope
 from feedback.settings import Settings
 from feedback.tables import Feedback, Prediction, utc_now
 
@@ -45,12 +45,12 @@ def purge_older_than(settings: Settings, days: int, *, now: datetime | None = No
                                        .order_by(Prediction.id).limit(chunk_rows)))
             if not ids:
                 break
-            feedback += session.execute(
+            feedback += rows_matched(session.execute(
                 delete(Feedback).where(Feedback.prediction_id.in_(ids)),
-                execution_options={"synchronize_session": False}).rowcount or 0
-            predictions += session.execute(
+                execution_options={"synchronize_session": False}))
+            predictions += rows_matched(session.execute(
                 delete(Prediction).where(Prediction.id.in_(ids)),
-                execution_options={"synchronize_session": False}).rowcount or 0
+                execution_options={"synchronize_session": False}))
     return PurgeResult(predictions, feedback, cutoff)
 
 

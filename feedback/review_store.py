@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Select, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from feedback.db import rows_matched
 from feedback.errors import NotFoundError
 from feedback.tables import (
     Feedback,
@@ -133,7 +134,7 @@ def _review(row: Review, request_id: str, changed: bool = False) -> ReviewRecord
                         reviewer=row.reviewer, reviewed_at=row.reviewed_at, changed=changed)
 
 
-def _candidate_query(*columns: Any):  # type: ignore[no-untyped-def]
+def _candidate_query(*columns: Any) -> Select[*tuple[Any, ...]]:
     """Answered predictions with their rating and review (`columns`: what to select)."""
     columns = columns or (Prediction, Feedback.verdict, Feedback.correct_label, Review)
     return (select(*columns)
@@ -152,8 +153,9 @@ def _candidate(row: Any) -> ReviewCandidate:
         review=_review(review, prediction.request_id) if review is not None else None)
 
 
-def _queue_filter(query, *, low_confidence: float, reason: str,  # type: ignore[no-untyped-def]
-                  label: str | None, model_version: int | None):
+def _queue_filter(query: Select[*tuple[Any, ...]], *, low_confidence: float, reason: str,
+                  label: str | None,
+                  model_version: int | None) -> Select[*tuple[Any, ...]]:
     """`query` narrowed to unreviewed predictions of the queue; ValueError for a bad reason."""
     down = Feedback.verdict == "down"
     low = Prediction.confidence < low_confidence
@@ -343,7 +345,7 @@ def update_retrain_job(*, session: Session, job_id: int, only_if_state: tuple[st
     if only_if_state:
         query = query.where(RetrainJob.state.in_(only_if_state))
     result = session.execute(query.values(updated_at=utc_now(), **values))
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(rows_matched(result))
 
 
 def save_retrain_report(*, session: Session, version: int, job_id: int | None,

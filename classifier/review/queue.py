@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from sqlalchemy.orm import Session
+
 from feedback import review_store
 from feedback.db import session_scope
 from feedback.errors import ConflictError, InvalidInputError, NotFoundError
@@ -182,7 +184,7 @@ def _validate(candidate: ReviewCandidate, decision: str, label: str | None,
     return label
 
 
-def _review_in(session, request_id: str, decision: str, label: str | None,  # type: ignore[no-untyped-def]
+def _review_in(session: Session, request_id: str, decision: str, label: str | None,
                reviewer: str, pending_only: bool = False) -> ReviewRecord:
     decision = parse_decision(decision)
     label = (label or "").strip() or None

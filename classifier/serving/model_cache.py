@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sklearn.pipeline import Pipeline
+from sqlalchemy.orm import Session
 
 from classifier.model.artifacts import load_model
 from classifier.versions import registry
@@ -140,7 +141,7 @@ class ModelCache:
                 self.last_error = f"Could not load the live model: {exc}"
                 log.error(self.last_error)
 
-    def _load(self, session, version: int | None) -> LoadedModel | None:  # type: ignore[no-untyped-def]
+    def _load(self, session: Session, version: int | None) -> LoadedModel | None:
         if version is None:
             return None
         model = self._loaded.pop(version, None)
