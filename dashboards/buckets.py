@@ -77,5 +77,5 @@ class VersionTotals:
         for key, n in other.status_counts.items():
             self.status_counts[key] = self.status_counts.get(key, 0) + n
         self.sum_confidence += other.sum_confidence
-        for key, n in other.latency_bins.items():
-            self.latency_bins[key] = self.latency_bins.get(key, 0) + n
+        for bin_index, n in other.latency_bins.items():
+            self.latency_bins[bin_index] = self.latency_bins.get(bin_index, 0) + n

@@ -175,8 +175,8 @@ def version_figures(*, session: Session, versions: list[int],
     for v, s, n in session.execute(select(Prediction.model_version, Prediction.status,
                                           func.count()).where(where)
                                    .group_by(Prediction.model_version, Prediction.status)):
-        status[v][s] = n
-    confidence = dict(session.execute(
+        status[v][s] = n  # type: ignore[index]  # IN (versions) leaves out NULL versions
+    confidence: dict[int | None, float | None] = dict(session.execute(
         select(Prediction.model_version, func.avg(Prediction.confidence))
         .where(where, Prediction.status == "ok").group_by(Prediction.model_version)).all())
     up = func.sum(case((Feedback.verdict == "up", 1), else_=0))
@@ -196,13 +196,13 @@ def version_figures(*, session: Session, versions: list[int],
                                               func.count())
                                        .where(where, Prediction.status == "ok")
                                        .group_by(Prediction.model_version, Prediction.label)):
-        labels[v][label] = n
+        labels[v][label] = n  # type: ignore[index]  # answered rows of listed versions
     return {
         v: VersionFigures(
             version=v, requests=sum(status[v].values()), rejected=status[v].get("rejected", 0),
             errors=status[v].get("error", 0), thumbs_up=ratings.get(v, (0, 0))[0],
             thumbs_down=ratings.get(v, (0, 0))[1],
-            mean_confidence=float(confidence[v]) if confidence.get(v) is not None else None,
+            mean_confidence=float(c) if (c := confidence.get(v)) is not None else None,
             latency_bins=latency[v], label_counts=labels[v],
         )
         for v in versions
@@ -259,10 +259,12 @@ def window_signals(*, session: Session, version: int, window: Window, low_confid
                func.avg(Prediction.ascii_share), func.avg(Prediction.confidence),
                func.sum(case((Prediction.confidence < low_confidence, 1), else_=0)))
         .where(where)).one()
-    lengths = dict(session.execute(select(length_bucket, func.count()).where(where)
-                                   .group_by(length_bucket)).all())
-    labels = dict(session.execute(select(Prediction.label, func.count()).where(where)
-                                  .group_by(Prediction.label)).all())
+    lengths: dict[int, int] = dict(session.execute(select(length_bucket, func.count())
+                                                   .where(where).group_by(length_bucket)).all())
+    # Answered rows always have a label; the check narrows the column's type.
+    labels = {label: count for label, count in session.execute(
+        select(Prediction.label, func.count()).where(where).group_by(Prediction.label))
+        if label is not None}
     return WindowSignals(n=n or 0, length_counts={int(k): v for k, v in lengths.items()},
                          label_counts=labels, mean_oov=float(oov or 0),
                          mean_nonletter=float(nonletter or 0), mean_ascii=float(ascii_ or 0),
@@ -318,9 +320,9 @@ def _version_totals_from_log(*, session: Session, window: Window,
             select(Prediction.model_version, Prediction.status, func.count(),
                    func.coalesce(func.sum(Prediction.confidence), 0.0))
             .where(where).group_by(Prediction.model_version, Prediction.status)):
-        entry = totals.setdefault(v, VersionTotals({}, 0.0, {}))
+        entry = totals.setdefault(v, VersionTotals({}, 0.0, {}))  # type: ignore[arg-type]  # WHERE: not NULL
         entry.status_counts[status] = n
-        entry.sum_confidence += float(conf)
+        entry.sum_confidence += float(conf or 0.0)  # coalesce: never None
     bins = latency_bin_expr(Prediction.latency_ms).label("latency_bin")
     for v, i, n in session.execute(select(Prediction.model_version, bins, func.count())
                                    .where(where, Prediction.status == "ok")

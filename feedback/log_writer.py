@@ -139,7 +139,8 @@ class PredictionLogWriter:
                 self._cond.wait()
             if not self._queue:
                 return None
-            batch, rows = [], 0
+            batch: list[_Ticket] = []
+            rows = 0
             while self._queue and (not batch or rows + len(self._queue[0].records)
                                    <= self._max_batch_rows):
                 ticket = self._queue.popleft()

@@ -236,7 +236,9 @@ def list_reviewed_examples(*, session: Session) -> list[ReviewedExample]:
         .where(Review.decision.in_(LABELLING_DECISIONS), Review.label.is_not(None),
                Prediction.text.is_not(None))
         .order_by(Review.reviewed_at, Review.id))
-    return [ReviewedExample(*row) for row in rows]
+    # The None checks only narrow the types: the query already leaves such rows out.
+    return [ReviewedExample(text, label, at, review_id) for text, label, at, review_id in rows
+            if text is not None and label is not None]
 
 
 def count_reviews(*, session: Session) -> dict[str, int]:

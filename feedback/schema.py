@@ -86,10 +86,12 @@ def _migrate(conn: Connection, destination: str, *, stamp: bool = False) -> None
     env.py each time (a fresh database is made for every test, and in threads)."""
     script = _script()
 
-    def steps(revision: object, _context: object) -> object:
+    def steps(heads: tuple[str, ...], _context: object) -> object:
+        """The steps from the database's current heads (alembic passes them as a tuple)."""
         if stamp:
-            return script._stamp_revs(destination, revision)  # as alembic's stamp command
-        return script._upgrade_revs(destination, revision)  # as alembic's upgrade command
+            return script._stamp_revs(destination, heads)  # as alembic's stamp command
+        # As alembic's upgrade command, which passes the same tuple where the type says str.
+        return script._upgrade_revs(destination, heads)  # type: ignore[arg-type]  # as alembic
 
     with _command_lock:  # `op` in the revisions is a process-wide proxy
         context = MigrationContext.configure(connection=conn, opts={

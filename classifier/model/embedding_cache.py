@@ -66,7 +66,8 @@ class EmbeddingCache:
                 self._save()
             elif fresh is not None:  # full: answer from memory without keeping them
                 extra = dict(zip(missing, fresh, strict=True))
-                return np.stack([extra[k] if k in extra else self._vectors[self._keys[k]]
+                kept = self._vectors  # None only while no key is kept: then all are in extra
+                return np.stack([extra[k] if kept is None or k in extra else kept[self._keys[k]]
                                  for k in keys])
             assert self._vectors is not None
             return self._vectors[[self._keys[k] for k in keys]]

