@@ -118,20 +118,19 @@ def create_app(settings: Settings) -> tuple[FastAPI, Startup]:
     api.include_router(build_metrics_router(metrics))
     api.include_router(build_sign_in_router(policy, guard))
     install_error_handlers(api, rejections)
-    api.add_middleware(ApiGuard, keyring=keyring,  # type: ignore[arg-type]
+    api.add_middleware(ApiGuard, keyring=keyring,
                        limiter=TokenBucketLimiter(settings.rate_limit_per_minute,
                                                   settings.rate_limit_burst),
                        rejections=rejections, metrics=metrics,
                        max_body_bytes=settings.max_body_bytes, open_paths=OPEN_PATHS,
                        routes=ROUTES)
     # Outermost last: bounded body reads, then the web rate limit, then call checks.
-    api.add_middleware(GradioCallCheck,  # type: ignore[arg-type]
-                       handlers=frozenset(blocks.fns))
-    api.add_middleware(UiRateLimit,  # type: ignore[arg-type]
+    api.add_middleware(GradioCallCheck, handlers=frozenset(blocks.fns))
+    api.add_middleware(UiRateLimit,
                        limiter=TokenBucketLimiter(settings.ui_rate_limit_per_minute,
                                                   settings.ui_rate_limit_burst),
                        on_refuse=metrics.ui_rate_limited.inc)
-    api.add_middleware(ReadTimeout)  # type: ignore[arg-type]
+    api.add_middleware(ReadTimeout)
     api.state.keyring = keyring
     api.state.log_writer = log_writer
     api.state.work = work
@@ -158,8 +157,9 @@ def main() -> None:
     config = uvicorn.Config(app, host=settings.server_name, port=settings.server_port,
                             log_level="warning",
                             timeout_graceful_shutdown=int(SHUTDOWN_FLUSH_SECONDS))
-    AppServer(config, gradio_app=next(r.app for r in app.routes
-                                      if isinstance(getattr(r, "app", None), GradioApp))).run()
+    AppServer(config, gradio_app=next(mounted for r in app.routes
+                                      if isinstance(mounted := getattr(r, "app", None),
+                                                    GradioApp))).run()
 
 
 class AppServer(uvicorn.Server):

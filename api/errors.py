@@ -7,6 +7,7 @@ refused before they reach the prediction service are logged as rejected rows as 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
@@ -49,7 +50,7 @@ def error_json(code: str, message: str, **extra: Any) -> dict[str, Any]:
 
 
 def error_response(status: int, code: str, message: str,
-                   headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
+                   headers: Mapping[str, str] | None = None, **extra: Any) -> JSONResponse:
     return JSONResponse(error_json(code, message, **extra), status_code=status, headers=headers)
 
 
@@ -88,22 +89,25 @@ def install_error_handlers(app: FastAPI, rejections: RejectionLog) -> None:
     """JSON errors for the API routes; requests refused here are logged as rejected rows."""
 
     async def refuse(request: Request, status: int, code: str, message: str,
-                     headers: dict[str, str] | None = None) -> JSONResponse:
+                     headers: Mapping[str, str] | None = None) -> JSONResponse:
         request_id = await rejections.record_async(code, message, method=request.method,
                                                    path=request.url.path,
                                                    key_id=getattr(request.state, "api_key_id",
                                                                   None))
         return error_response(status, code, message, headers, request_id=request_id)
 
+    @app.exception_handler(ApiError)
     async def on_api_error(request: Request, exc: ApiError) -> Response:
         if exc.status in (404, 405):
             return error_response(exc.status, exc.code, exc.message, exc.headers)
         return await refuse(request, exc.status, exc.code, exc.message, exc.headers)
 
+    @app.exception_handler(RequestValidationError)
     async def on_validation(request: Request, exc: RequestValidationError) -> Response:
         status, code, message = describe_validation_error(exc)
         return await refuse(request, status, code, message)
 
+    @app.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, exc: StarletteHTTPException) -> Response:
         if not _is_api(request):
             return await http_exception_handler(request, exc)
@@ -114,6 +118,7 @@ def install_error_handlers(app: FastAPI, rejections: RejectionLog) -> None:
                                 f"The request body could not be read: {message}")
         return error_response(exc.status_code, code, message, exc.headers)
 
+    @app.exception_handler(SupportTriageError)
     async def on_domain(request: Request, exc: SupportTriageError) -> Response:
         status = exc.http_status
         if isinstance(exc, NotAuthorizedError):  # a wrong admin token is a refused request
@@ -123,14 +128,10 @@ def install_error_handlers(app: FastAPI, rejections: RejectionLog) -> None:
             log.error("%s %s failed: %s", request.method, request.url.path, exc)
         return error_response(status, exc.code, str(exc), headers)
 
+    @app.exception_handler(Exception)
     async def on_crash(request: Request, exc: Exception) -> Response:
         log.error("unexpected error in %s %s", request.method, request.url.path,
                   exc_info=(type(exc), exc, exc.__traceback__))
         return error_response(500, "internal", "Internal error: it has been logged. Try again, "
                               "and report it if it persists.")
 
-    app.add_exception_handler(ApiError, on_api_error)  # type: ignore[arg-type]
-    app.add_exception_handler(RequestValidationError, on_validation)  # type: ignore[arg-type]
-    app.add_exception_handler(StarletteHTTPException, on_http)  # type: ignore[arg-type]
-    app.add_exception_handler(SupportTriageError, on_domain)  # type: ignore[arg-type]
-    app.add_exception_handler(Exception, on_crash)

@@ -62,8 +62,9 @@ class Readiness:
 
 def build_health_router(readiness: Readiness) -> APIRouter:
     router = APIRouter(tags=["health"])
-    unready = {503: {"model": HealthResponse, "description": "Not ready: no model loaded, or "
-                     "the database is unavailable (see Retry-After)"}}
+    unready: dict[int | str, dict[str, Any]] = {
+        503: {"model": HealthResponse, "description": "Not ready: no model loaded, or the "
+              "database is unavailable (see Retry-After)"}}
 
     def answer(ready: bool, body: dict[str, Any]) -> JSONResponse:
         return JSONResponse(body, status_code=200 if ready else 503,

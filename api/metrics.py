@@ -15,7 +15,7 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 
-from classifier.serving.background import BackgroundWork
+from classifier.serving.background import BackgroundWork, Loop
 from classifier.serving.service import Outcome, PredictionResult
 from classifier.serving.validation import RejectedInputError
 from feedback.errors import SupportTriageError
@@ -88,10 +88,13 @@ class ApiMetrics:
         self.storage_up.set_function(lambda: 1.0 if monitor.up else 0.0)
         self.storage_outages.set_function(lambda: monitor.outages)
         for loop in work.loops:
-            self.loop_runs.labels(loop.name).set_function(lambda loop=loop: loop.runs)
-            self.loop_failures.labels(loop.name).set_function(lambda loop=loop: loop.failures)
-            self.loop_last_success.labels(loop.name).set_function(
-                lambda loop=loop: loop.last_success.timestamp() if loop.last_success else 0.0)
+            self._watch_loop(loop)
+
+    def _watch_loop(self, loop: Loop) -> None:
+        self.loop_runs.labels(loop.name).set_function(lambda: loop.runs)
+        self.loop_failures.labels(loop.name).set_function(lambda: loop.failures)
+        self.loop_last_success.labels(loop.name).set_function(
+            lambda: loop.last_success.timestamp() if loop.last_success else 0.0)
 
     def count_prediction(self, source: str, status: str, version: int | None) -> None:
         self.predictions.labels(source, status, "none" if version is None else str(version)).inc()

@@ -353,7 +353,7 @@ def _compare(live: Pipeline, challenger: Pipeline, texts: list[str],
              labels: list[str]) -> tuple[dict[str, Any], list[str], list[str]]:
     if not texts:
         return {"n": 0, "live": None, "challenger": None}, [], []
-    result = {"n": len(texts)}
+    result: dict[str, Any] = {"n": len(texts)}
     predicted = []
     for name, pipeline in (("live", live), ("challenger", challenger)):
         proba = pipeline.predict_proba(texts)

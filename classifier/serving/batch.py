@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -121,7 +121,7 @@ def _read(path: Path, *, nrows: int | None) -> pd.DataFrame:
         raise BatchFileError(f"{path.name} cannot be read: {exc.strerror}.") from None
 
 
-def _check_header(path: Path, columns: Sequence[object]) -> list[str]:
+def _check_header(path: Path, columns: Iterable[object]) -> list[str]:
     names = [str(c) for c in columns]
     if not names or any(n.startswith("Unnamed:") or not n.strip() for n in names):
         raise BatchFileError(f"{path.name} has no proper header: its first line must name "

@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
 from classifier.model.off_topic import OFF_TOPIC_REASON, detector
 from classifier.model.profile import message_signals
@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 RATE_ATTEMPTS = 2
 # Single-message requests answered by one model call at most (see PredictionService._combined).
 MAX_COMBINED = 32
+# How far to trust an answer's label (PredictionResult.verdict).
+Verdict = Literal["confident", "unsure", "off_topic"]
 
 
 class PredictionError(SupportTriageError):
@@ -97,7 +99,7 @@ class PredictionResult:
     off_topic: bool = False
 
     @property
-    def verdict(self) -> str:
+    def verdict(self) -> Verdict:
         """How far to trust `label`: "off_topic" (not a support request), "unsure" (below
         LOW_CONFIDENCE: a person should check) or "confident"."""
         return "off_topic" if self.off_topic else "unsure" if self.low_confidence else "confident"
