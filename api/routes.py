@@ -31,6 +31,7 @@ from api.schemas import (
 from classifier.serving.batch import predict_many
 from classifier.serving.service import PredictionResult, PredictionService
 from classifier.versions import lifecycle
+from feedback.errors import NotAuthorizedError
 from feedback.export import iter_export_csv, parse_time
 from feedback.settings import Settings
 
@@ -129,8 +130,8 @@ def build_api_router(service: PredictionService, settings: Settings) -> APIRoute
         """The prediction log joined with feedback as CSV (admin token in X-Admin-Token)."""
         try:
             lifecycle.authorize(settings, x_admin_token)
-        except lifecycle.NotAuthorizedError as exc:
-            raise lifecycle.NotAuthorizedError(
+        except NotAuthorizedError as exc:
+            raise NotAuthorizedError(
                 "Export needs the admin token in the X-Admin-Token header. " + str(exc)) from None
         since_at, until_at = parse_time(since, "since"), parse_time(until, "until")
         pieces = iter_export_csv(settings, since=since_at, until=until_at)
