@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from feedback.db import rows_matched
 from feedback.errors import InvalidInputError, NotFoundError
 from feedback.tables import Account, SignIn, utc_now
 
@@ -209,4 +210,4 @@ def close_sign_in(*, session: Session, token: str) -> None:
 
 def purge_expired_sign_ins(*, session: Session) -> int:
     result = session.execute(delete(SignIn).where(SignIn.expires_at <= utc_now()))
-    return int(getattr(result, "rowcount", 0) or 0)
+    return rows_matched(result)
