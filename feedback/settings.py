@@ -1,7 +1,7 @@
 """All settings, declared once: environment variable, default, bounds and help in one field.
 
 Each setting has a default that is safe for a single-user SQLite install; `python -m
-classifier settings` prints them and `--markdown` writes the table of docs/SETTINGS.md.
+classifier settings` prints them, and feedback/settings_doc.py writes docs/SETTINGS.md's table.
 `load_settings()` reads the environment and refuses bad values with one `SettingsError`
 naming every one of them; `Settings(...)` built in code reads no environment at all.
 Secrets are only ever read from the environment and never printed.
