@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from types import FrameType
@@ -37,7 +38,7 @@ from feedback.access import AccessPolicy
 from feedback.db import describe_storage, get_engine
 from feedback.log_writer import PredictionLogWriter
 from feedback.retention import apply_retention
-from feedback.settings import Settings, load_settings
+from feedback.settings import Settings, SettingsError, load_settings
 from feedback.storage_health import StorageMonitor
 from ui.guard import UiGuard
 from ui.layout import PAGE_JS, build_ui, storage_notice
@@ -142,7 +143,11 @@ def create_app(settings: Settings) -> tuple[FastAPI, Startup]:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    settings = load_settings()
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)  # one line, no traceback: as the CLIs do
+        sys.exit(2)
     storage = describe_storage(settings)
     log.info(storage_notice(storage))
     if not storage.persistent:

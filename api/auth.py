@@ -13,7 +13,7 @@ from api.errors import ApiError
 from feedback.access import is_loopback
 from feedback.api_keys import hash_secret, read_key_state
 from feedback.errors import StorageError
-from feedback.settings import Settings
+from feedback.settings import MIN_API_KEY_CHARS, Settings
 
 log = logging.getLogger(__name__)
 
@@ -21,8 +21,7 @@ ANONYMOUS = "anonymous"  # the key id of calls to an open (loopback, keyless) AP
 # How often the app reloads the database keys in the background: a revoked key stops
 # working within this many seconds, and requests never read the database for keys.
 KEY_REFRESH_SECONDS = 5.0
-# Shorter secrets are guessable; `keys create` makes 43-character ones.
-MIN_SECRET_CHARS = 16
+MIN_SECRET_CHARS = MIN_API_KEY_CHARS  # load_settings() refuses shorter ones at start-up
 KEY_ID_CHARS = 8
 
 

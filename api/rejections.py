@@ -1,6 +1,8 @@
 """Requests refused before they reach the prediction service (bad JSON, unknown fields, too
-large, bad UTF-8, missing or invalid key, rate limited) still leave a trace: a log line with
-the key id (never the key) and a `rejected` prediction row with the reason, no text."""
+large, bad UTF-8, rate limited, a wrong admin token) still leave a trace: a log line with
+the key id (never the key) and a `rejected` prediction row with the reason, no text. A
+missing or unknown API key is only counted and summarised in the log (api/guard.py): a
+flood of them must not grow the prediction log."""
 
 from __future__ import annotations
 

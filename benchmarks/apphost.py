@@ -20,10 +20,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from feedback.settings import Settings  # noqa: E402
+from feedback.settings import SETTING_ENV_NAMES  # noqa: E402
 
 # The benchmark's own environment must not leak the developer's settings into the servers.
-SETTINGS_ENV = frozenset({*(f.metadata["env"] for f in dataclasses.fields(Settings)), "PORT"})
+SETTINGS_ENV = SETTING_ENV_NAMES
 
 
 def free_port() -> int:

@@ -1,14 +1,46 @@
-"""All settings, read from environment variables in one place.
+"""All settings, declared once: environment variable, default, bounds and help in one field.
 
-Each setting has a default that is safe for a single-user SQLite install and a line of help;
-`python -m classifier settings` prints them. Secrets are only ever read from the environment.
+Each setting has a default that is safe for a single-user SQLite install; `python -m
+classifier settings` prints them, and feedback/settings_doc.py writes docs/SETTINGS.md's table.
+`load_settings()` reads the environment and refuses bad values with one `SettingsError`
+naming every one of them; `Settings(...)` built in code reads no environment at all.
+Secrets are only ever read from the environment and never printed.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Annotated, Any, Literal, get_args, get_origin
+
+from annotated_types import Ge, Gt, Le, Lt
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+)
+from pydantic.dataclasses import dataclass
+from pydantic.fields import FieldInfo
+
+from feedback.errors import SupportTriageError
+
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+FALSE_WORDS = frozenset({"0", "false", "no", "off"})
+# Shorter API_KEYS secrets are guessable; `python -m classifier keys create` makes 43-character
+# ones. api/auth.py checks the same at run time.
+MIN_API_KEY_CHARS = 16
+# How a secret shows in `settings` output and in error messages.
+SET, NOT_SET = "(set)", "(not set)"
+NOT_ON_OFF = "not on/off"  # the reason of a bad boolean; the message then says what is allowed
+
+
+class SettingsError(SupportTriageError, ValueError):
+    """One or more settings are malformed or out of range; the message names each variable,
+    its value (secrets hidden) and what is allowed."""
 
 
 def _default_data_dir() -> Path:
@@ -19,190 +51,211 @@ def _default_data_dir() -> Path:
     return Path("data").resolve()
 
 
-def _env(name: str, default: str) -> str:
-    value = os.environ.get(name, "").strip()
-    return value or default
+def _on_off(value: object) -> object:
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in TRUE_WORDS:
+            return True
+        if word in FALSE_WORDS:
+            return False
+        raise ValueError(NOT_ON_OFF)
+    return value
 
 
-def _int(name: str, default: int) -> int:
-    raw = _env(name, str(default))
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise ValueError(f"Setting {name}={raw!r} is not a whole number") from exc
-
-
-def _float(name: str, default: float) -> float:
-    raw = _env(name, str(default))
-    try:
-        return float(raw)
-    except ValueError as exc:
-        raise ValueError(f"Setting {name}={raw!r} is not a number") from exc
-
-
-def _bool(name: str, default: bool) -> bool:
-    raw = _env(name, "1" if default else "0").lower()
-    if raw in {"1", "true", "yes", "on"}:
-        return True
-    if raw in {"0", "false", "no", "off"}:
-        return False
-    raise ValueError(f"Setting {name}={raw!r} is not on/off (use 1 or 0)")
-
-
-def _auto_bool(name: str) -> str:
-    """"auto", "1" or "0": on/off, or left to a rule that depends on other settings."""
-    raw = _env(name, "auto").lower()
-    if raw == "auto":
+def _auto_on_off(value: object) -> object:
+    if isinstance(value, str) and value.strip().lower() == "auto":
         return "auto"
-    try:
-        return "1" if _bool(name, False) else "0"
-    except ValueError:
-        raise ValueError(f"Setting {name}={raw!r} is not auto, 1 or 0") from None
+    value = _on_off(value)
+    return ("1" if value else "0") if isinstance(value, bool) else value
 
 
-# Settings whose values are never printed, only whether they are set.
-SECRET_FIELDS = frozenset({"admin_token", "api_keys", "alert_webhook_url"})
-# Fields whose value is a comma-separated list of names.
-LIST_FIELDS = frozenset({"admin_users", "reviewer_users"})
+def _names(value: object) -> object:
+    if isinstance(value, str):
+        return tuple(n.strip() for n in value.split(",") if n.strip())
+    return value
 
 
-def _help(text: str, env: str) -> dict[str, str]:
-    return {"help": text, "env": env}
+def _check_api_keys(raw: str) -> str:
+    """Entries are `id:secret` or plain secrets; a message names an entry by position only,
+    and names the variable itself (load_settings shows it as it is)."""
+    for position, entry in enumerate((e.strip() for e in raw.split(",")), start=1):
+        secret = entry.partition(":")[2] if ":" in entry else entry
+        if entry and len(secret.strip()) < MIN_API_KEY_CHARS:
+            raise ValueError(f"API_KEYS entry {position}: the secret is shorter than "
+                             f"{MIN_API_KEY_CHARS} characters; use a long random key")
+    return raw
 
 
-@dataclass(frozen=True)
+def _absolute(path: Path) -> Path:
+    return path.expanduser().resolve()
+
+
+OnOff = Annotated[bool, BeforeValidator(_on_off)]
+AutoOnOff = Annotated[Literal["auto", "1", "0"], BeforeValidator(_auto_on_off)]
+Names = Annotated[tuple[str, ...], BeforeValidator(_names)]
+ApiKeys = Annotated[str, AfterValidator(_check_api_keys)]
+Folder = Annotated[Path, AfterValidator(_absolute)]
+
+
+def setting(default: Any, env: str | tuple[str, ...], help_text: str, *,
+            secret: bool | Literal["password"] = False, default_text: str = "",
+            **bounds: float) -> Any:
+    """One setting: its default, environment variable(s) (the first set one wins), a line of
+    help and bounds (ge, gt, le, lt). `secret=True` is never shown; "password" shows a URL
+    without its password. `default_text` describes a default computed at start-up."""
+    names = (env,) if isinstance(env, str) else env
+    extra: dict[str, Any] = {"secret": secret, "default_text": default_text}
+    if callable(default):
+        return Field(default_factory=default, description=help_text, repr=not secret,
+                     validation_alias=AliasChoices(*names), json_schema_extra=extra, **bounds)
+    return Field(default, description=help_text, repr=not secret,
+                 validation_alias=AliasChoices(*names), json_schema_extra=extra, **bounds)
+
+
+@dataclass(frozen=True, config=ConfigDict(validate_by_name=True, validate_by_alias=True,
+                                          extra="forbid", allow_inf_nan=False,
+                                          hide_input_in_errors=True))  # secrets stay out
 class Settings:
-    """One immutable snapshot of the configuration."""
+    """One immutable, validated snapshot of the configuration."""
 
-    data_dir: Path = field(metadata=_help("Folder for the SQLite database", "DATA_DIR"))
-    database_url: str = field(
-        metadata=_help("SQLAlchemy URL; empty means SQLite in DATA_DIR", "DATABASE_URL")
-    )
-    redact_pii: bool = field(
-        metadata=_help("Redact e-mails, phones, cards, IBANs before storage", "REDACT_PII")
-    )
-    max_text_chars: int = field(
-        metadata=_help("Longest message accepted, in characters", "MAX_TEXT_CHARS")
-    )
-    low_confidence: float = field(
-        metadata=_help("Below this confidence the UI asks for a human check", "LOW_CONFIDENCE")
-    )
-    model_poll_seconds: float = field(
-        metadata=_help("How often a process checks which version is live", "MODEL_POLL_SECONDS")
-    )
-    db_busy_timeout_s: float = field(
-        metadata=_help("How long SQLite waits for a lock before giving up", "DB_BUSY_TIMEOUT")
-    )
-    db_statement_timeout_s: float = field(metadata=_help(
-        "PostgreSQL: longest a single statement may run, in seconds", "DB_STATEMENT_TIMEOUT"))
-    db_auto_upgrade: str = field(metadata=_help(
+    data_dir: Folder = setting(
+        _default_data_dir, "DATA_DIR",
+        "Folder of the SQLite database, and of the encoder's derived graph and cached vectors "
+        "(`encoders/`)", default_text="`/data` if writable, else `./data`")
+    database_url: str = setting(
+        "", "DATABASE_URL", "SQLAlchemy URL, e.g. `postgresql+psycopg://user:pass@host/db`; "
+        "empty means SQLite in DATA_DIR", secret="password")
+    redact_pii: OnOff = setting(
+        True, "REDACT_PII", "Redact e-mails, phones, cards, IBANs before storage and prediction")
+    max_text_chars: int = setting(
+        5000, "MAX_TEXT_CHARS", "Longest message accepted, in characters", ge=1)
+    low_confidence: float = setting(
+        0.5, "LOW_CONFIDENCE", "Below this confidence the UI asks for a human check", ge=0, le=1)
+    model_poll_seconds: float = setting(
+        2.0, "MODEL_POLL_SECONDS", "How often a process checks which version is live", gt=0)
+    db_busy_timeout_s: float = setting(
+        5.0, "DB_BUSY_TIMEOUT", "Seconds SQLite waits for a lock before a clear error", gt=0)
+    db_statement_timeout_s: float = setting(
+        10.0, "DB_STATEMENT_TIMEOUT", "PostgreSQL: longest a single statement may run, in "
+        "seconds", gt=0)
+    db_auto_upgrade: AutoOnOff = setting(
+        "auto", "DB_AUTO_UPGRADE",
         "Upgrade an older database schema at start-up: auto (yes on SQLite, no on PostgreSQL, "
-        "where replicas start together; run `python -m classifier db upgrade`), 1 or 0",
-        "DB_AUTO_UPGRADE"))
-    gate_max_quality_drop: float = field(metadata=_help(
-        "Gate: largest macro-F1 drop allowed against the live version", "GATE_MAX_QUALITY_DROP"))
-    gate_min_macro_f1: float = field(metadata=_help(
-        "Gate: macro-F1 floor on the holdout", "GATE_MIN_MACRO_F1"))
-    gate_min_class_recall: float = field(metadata=_help(
-        "Gate: every class's recall must reach this", "GATE_MIN_CLASS_RECALL"))
-    gate_max_class_recall_drop: float = field(metadata=_help(
-        "Gate: largest recall drop of any class against the live version",
-        "GATE_MAX_CLASS_RECALL_DROP"))
-    gate_max_p95_ms: float = field(metadata=_help(
-        "Gate: single-message p95 latency limit in milliseconds", "GATE_MAX_P95_MS"))
-    canary_percent: int = field(metadata=_help(
-        "Traffic share for a canary started without --percent", "CANARY_PERCENT"))
-    auto_promote: bool = field(metadata=_help(
-        "Promote a retrain's canary by itself once its live figures are not worse",
-        "AUTO_PROMOTE"))
-    auto_promote_min_ratings: int = field(metadata=_help(
-        "AUTO_PROMOTE waits for this many rated canary requests", "AUTO_PROMOTE_MIN_RATINGS"))
-    auto_promote_margin: float = field(metadata=_help(
-        "AUTO_PROMOTE: how far the canary's thumbs-up rate may trail live's (0.02 = 2 points)",
-        "AUTO_PROMOTE_MARGIN"))
-    feedback_holdout_share: float = field(metadata=_help(
-        "Share of reviewed feedback held back from retraining to evaluate on",
-        "FEEDBACK_HOLDOUT_SHARE"))
-    admin_token: str = field(repr=False, metadata=_help(
-        "Secret that unlocks lifecycle actions in the UI; empty disables them", "ADMIN_TOKEN"))
-    api_keys: str = field(repr=False, metadata=_help(
-        "REST API keys, comma-separated `id:secret` or plain secrets (more in the database: "
-        "`python -m classifier keys create NAME`)", "API_KEYS"))
-    admin_users: tuple[str, ...] = field(metadata=_help(
-        "Hugging Face user names (comma-separated) who are admins when they sign in on a Space",
-        "ADMIN_USERS"))
-    reviewer_users: tuple[str, ...] = field(metadata=_help(
-        "Hugging Face user names (comma-separated) who are reviewers when they sign in on a "
-        "Space; anyone else signed in is an agent", "REVIEWER_USERS"))
-    sign_in_hours: float = field(metadata=_help(
-        "How long a sign-in to the web UI lasts", "SIGN_IN_HOURS"))
-    ui_rate_limit_per_minute: int = field(metadata=_help(
-        "Web UI calls per minute allowed per client address, or per signed-in person "
-        "(0 = no limit)", "UI_RATE_LIMIT_PER_MINUTE"))
-    ui_rate_limit_burst: int = field(metadata=_help(
-        "Web UI calls a client may send at once before the per-minute rate applies",
-        "UI_RATE_LIMIT_BURST"))
-    ui_sessions_max: int = field(metadata=_help(
-        "Web UI sessions kept in memory at most (least recently used dropped first)",
-        "UI_SESSIONS_MAX"))
-    ui_session_idle_minutes: float = field(metadata=_help(
-        "A web UI session idle this long is dropped from memory", "UI_SESSION_IDLE_MINUTES"))
-    temp_file_minutes: float = field(metadata=_help(
-        "Uploaded and generated files (Batch and Review CSVs) are deleted after this many "
-        "minutes", "TEMP_FILE_MINUTES"))
-    rate_limit_per_minute: int = field(metadata=_help(
-        "REST requests per minute allowed per API key (token refill rate; 0 = no limit)",
-        "RATE_LIMIT_PER_MINUTE"))
-    rate_limit_burst: int = field(metadata=_help(
-        "REST requests an API key may send at once before the per-minute rate applies",
-        "RATE_LIMIT_BURST"))
-    max_body_bytes: int = field(metadata=_help(
-        "Largest REST request body accepted, in bytes", "MAX_BODY_BYTES"))
-    batch_max_texts: int = field(metadata=_help(
-        "Most texts in one POST /api/v1/predict/batch request", "BATCH_MAX_TEXTS"))
-    batch_max_rows: int = field(metadata=_help(
-        "Most rows in one CSV of the Batch tab", "BATCH_MAX_ROWS"))
-    retention_days: int = field(metadata=_help(
-        "Delete predictions and feedback older than this many days; 0 keeps them forever",
-        "RETENTION_DAYS"))
-    retention_check_hours: float = field(metadata=_help(
-        "How often the app applies RETENTION_DAYS", "RETENTION_CHECK_HOURS"))
-    drift_window_requests: int = field(metadata=_help(
-        "Drift looks at this many newest answered requests", "DRIFT_WINDOW_REQUESTS"))
-    drift_term_min_messages: int = field(metadata=_help(
-        "A surging term is shown only once this many different messages contain it, so no "
-        "single customer's name or number appears", "DRIFT_TERM_MIN_MESSAGES"))
-    alert_webhook_url: str = field(repr=False, metadata=_help(
-        "POST each alert opening/resolving as JSON here (empty: off)", "ALERT_WEBHOOK_URL"))
-    alert_check_seconds: float = field(metadata=_help(
-        "How often the app evaluates the alert rules", "ALERT_CHECK_SECONDS"))
-    alert_window_minutes: int = field(metadata=_help(
-        "Window of the error, rejection and latency rules", "ALERT_WINDOW_MINUTES"))
-    alert_min_requests: int = field(metadata=_help(
-        "Fewer requests than this in the window never fire a rate rule", "ALERT_MIN_REQUESTS"))
-    alert_error_rate: float = field(metadata=_help(
-        "Alert when this share of requests fails", "ALERT_ERROR_RATE"))
-    alert_rejection_rate: float = field(metadata=_help(
-        "Alert when this share of requests is rejected", "ALERT_REJECTION_RATE"))
-    alert_p95_ms: float = field(metadata=_help(
-        "Alert when p95 latency exceeds this (ms)", "ALERT_P95_MS"))
-    alert_negative_feedback_rate: float = field(metadata=_help(
-        "Alert when this share of the last day's ratings is thumbs-down",
-        "ALERT_NEGATIVE_FEEDBACK_RATE"))
-    alert_min_ratings: int = field(metadata=_help(
-        "Fewer ratings than this never fire the feedback rule", "ALERT_MIN_RATINGS"))
-    alert_traffic_drop: float = field(metadata=_help(
-        "Alert when the last hour's traffic falls below this share of the 7-day hourly mean",
-        "ALERT_TRAFFIC_DROP"))
-    server_name: str = field(metadata=_help("Host the app listens on", "GRADIO_SERVER_NAME"))
-    server_port: int = field(
-        metadata=_help("Port (GRADIO_SERVER_PORT, else PORT)", "GRADIO_SERVER_PORT")
-    )
-    space_id: str = field(metadata=_help(
-        "Set by Hugging Face Spaces: the app runs on a Space", "SPACE_ID"))
-    oauth_client_id: str = field(metadata=_help(
-        "Set by Spaces when the README front matter has `hf_oauth: true`: Sign in with "
-        "Hugging Face is on", "OAUTH_CLIENT_ID"))
+        "where replicas start together; run `python -m classifier db upgrade`), 1 or 0")
+    gate_max_quality_drop: float = setting(
+        0.02, "GATE_MAX_QUALITY_DROP", "Gate: largest macro-F1 drop allowed against the live "
+        "version", ge=0, le=1)
+    gate_min_macro_f1: float = setting(
+        0.5, "GATE_MIN_MACRO_F1", "Gate: macro-F1 floor on the holdout", ge=0, le=1)
+    gate_min_class_recall: float = setting(
+        0.5, "GATE_MIN_CLASS_RECALL", "Gate: every class's recall must reach this", ge=0, le=1)
+    gate_max_class_recall_drop: float = setting(
+        0.15, "GATE_MAX_CLASS_RECALL_DROP", "Gate: largest recall drop of any class against the "
+        "live version", ge=0, le=1)
+    gate_max_p95_ms: float = setting(
+        50.0, "GATE_MAX_P95_MS", "Gate: single-message p95 latency limit in milliseconds", gt=0)
+    # The bounds are registry.MIN_CANARY_PERCENT and MAX_CANARY_PERCENT (a test checks).
+    canary_percent: int = setting(
+        10, "CANARY_PERCENT", "Traffic share for a canary started without --percent (also a "
+        "retrain's canary)", ge=1, le=50)
+    auto_promote: OnOff = setting(
+        False, "AUTO_PROMOTE", "Promote a retrain's canary by itself once its live figures are "
+        "not worse")
+    auto_promote_min_ratings: int = setting(
+        50, "AUTO_PROMOTE_MIN_RATINGS", "AUTO_PROMOTE waits for this many rated canary requests",
+        ge=1)
+    auto_promote_margin: float = setting(
+        0.02, "AUTO_PROMOTE_MARGIN", "AUTO_PROMOTE: how far the canary's thumbs-up rate may "
+        "trail live's (0.02 = 2 points)", ge=0, le=1)
+    feedback_holdout_share: float = setting(
+        0.2, "FEEDBACK_HOLDOUT_SHARE", "Share of reviewed feedback held back from retraining to "
+        "evaluate on", ge=0, lt=1)
+    admin_token: str = setting(
+        "", "ADMIN_TOKEN", "Secret that unlocks lifecycle actions in the UI (user `admin`) and "
+        "the REST export; empty disables them", secret=True)
+    api_keys: ApiKeys = setting(
+        "", "API_KEYS", "REST API keys, comma-separated `id:secret` or plain secrets (id = first "
+        "8 hex of the secret's sha256; more in the database: `python -m classifier keys create "
+        f"NAME`); each secret at least {MIN_API_KEY_CHARS} characters", secret=True)
+    admin_users: Names = setting(
+        (), "ADMIN_USERS", "Hugging Face user names (comma-separated) who are admins when they "
+        "sign in on a Space")
+    reviewer_users: Names = setting(
+        (), "REVIEWER_USERS", "Hugging Face user names (comma-separated) who are reviewers when "
+        "they sign in on a Space; anyone else signed in is an agent")
+    sign_in_hours: float = setting(
+        12.0, "SIGN_IN_HOURS", "How long a sign-in to the web UI lasts", gt=0)
+    ui_rate_limit_per_minute: int = setting(
+        300, "UI_RATE_LIMIT_PER_MINUTE", "Web UI calls per minute allowed per client address, "
+        "or per signed-in person (0 = no limit)", ge=0)
+    ui_rate_limit_burst: int = setting(
+        60, "UI_RATE_LIMIT_BURST", "Web UI calls a client may send at once before the "
+        "per-minute rate applies", ge=1)
+    ui_sessions_max: int = setting(
+        200, "UI_SESSIONS_MAX", "Web UI sessions kept in memory at most (least recently used "
+        "dropped first)", ge=1)
+    ui_session_idle_minutes: float = setting(
+        30.0, "UI_SESSION_IDLE_MINUTES", "A web UI session idle this long is dropped from "
+        "memory", gt=0)
+    temp_file_minutes: float = setting(
+        10.0, "TEMP_FILE_MINUTES", "Uploaded and generated files (Batch and Review CSVs) are "
+        "deleted after this many minutes", gt=0)
+    rate_limit_per_minute: int = setting(
+        600, "RATE_LIMIT_PER_MINUTE", "REST requests per minute allowed per API key (token "
+        "refill rate; 0 = no limit)", ge=0)
+    rate_limit_burst: int = setting(
+        60, "RATE_LIMIT_BURST", "REST requests an API key may send at once before the "
+        "per-minute rate applies", ge=1)
+    max_body_bytes: int = setting(
+        1024 * 1024, "MAX_BODY_BYTES", "Largest REST request body accepted, in bytes", ge=1)
+    batch_max_texts: int = setting(
+        100, "BATCH_MAX_TEXTS", "Most texts in one POST /api/v1/predict/batch request", ge=1)
+    batch_max_rows: int = setting(
+        10_000, "BATCH_MAX_ROWS", "Most rows in one CSV of the Batch tab", ge=1)
+    retention_days: int = setting(
+        0, "RETENTION_DAYS", "Delete predictions and feedback older than this many days; 0 "
+        "keeps them forever", ge=0)
+    retention_check_hours: float = setting(
+        6.0, "RETENTION_CHECK_HOURS", "How often the app applies RETENTION_DAYS", gt=0)
+    drift_window_requests: int = setting(
+        300, "DRIFT_WINDOW_REQUESTS", "Drift looks at this many newest answered requests", ge=1)
+    drift_term_min_messages: int = setting(
+        5, "DRIFT_TERM_MIN_MESSAGES", "A surging term is shown only once this many different "
+        "messages contain it, so no single customer's name or number appears", ge=1)
+    alert_webhook_url: str = setting(
+        "", "ALERT_WEBHOOK_URL", "POST each alert opening/resolving as JSON here (empty: off)",
+        secret=True)
+    alert_check_seconds: float = setting(
+        60.0, "ALERT_CHECK_SECONDS", "How often the app evaluates the alert rules (and folds "
+        "rollups)", gt=0)
+    alert_window_minutes: int = setting(
+        15, "ALERT_WINDOW_MINUTES", "Window of the error, rejection and latency rules", ge=1)
+    alert_min_requests: int = setting(
+        20, "ALERT_MIN_REQUESTS", "Fewer requests than this in the window never fire a rate "
+        "rule", ge=1)
+    alert_error_rate: float = setting(
+        0.05, "ALERT_ERROR_RATE", "Alert when this share of requests fails", ge=0, le=1)
+    alert_rejection_rate: float = setting(
+        0.25, "ALERT_REJECTION_RATE", "Alert when this share of requests is rejected", ge=0, le=1)
+    alert_p95_ms: float = setting(
+        500.0, "ALERT_P95_MS", "Alert when p95 latency exceeds this (ms)", gt=0)
+    alert_negative_feedback_rate: float = setting(
+        0.5, "ALERT_NEGATIVE_FEEDBACK_RATE", "Alert when this share of the last day's ratings "
+        "is thumbs-down", ge=0, le=1)
+    alert_min_ratings: int = setting(
+        10, "ALERT_MIN_RATINGS", "Fewer ratings than this never fire the feedback rule", ge=1)
+    alert_traffic_drop: float = setting(
+        0.2, "ALERT_TRAFFIC_DROP", "Alert when the last hour's traffic falls below this share "
+        "of the 7-day hourly mean", ge=0, le=1)
+    server_name: str = setting(
+        "127.0.0.1", "GRADIO_SERVER_NAME", "Host the app listens on (Spaces set `0.0.0.0`)")
+    server_port: int = setting(
+        7860, ("GRADIO_SERVER_PORT", "PORT"), "Port the app listens on", ge=1, le=65535)
+    space_id: str = setting(
+        "", "SPACE_ID", "Set by Hugging Face Spaces: the app runs on a Space")
+    oauth_client_id: str = setting(
+        "", "OAUTH_CLIENT_ID", "Set by Spaces when the README front matter has `hf_oauth: "
+        "true`: Sign in with Hugging Face is on")
 
     @property
     def effective_database_url(self) -> str:
@@ -219,90 +272,137 @@ class Settings:
         return self.db_auto_upgrade == "1"
 
 
-def _names(name: str) -> tuple[str, ...]:
-    return tuple(n.strip() for n in _env(name, "").split(",") if n.strip())
+def declared_settings() -> Iterator[tuple[str, FieldInfo, tuple[str, ...]]]:
+    """(attribute, declaration, environment variables) of every setting, in order."""
+    for name, info in Settings.__pydantic_fields__.items():
+        alias = info.validation_alias
+        assert isinstance(alias, AliasChoices)
+        yield name, info, tuple(str(choice) for choice in alias.choices)
 
 
-def load_settings() -> Settings:
-    """Read the environment now; raises ValueError naming the setting that is malformed."""
-    data_dir = Path(_env("DATA_DIR", "")) if _env("DATA_DIR", "") else _default_data_dir()
-    port = os.environ.get("GRADIO_SERVER_PORT", "").strip() or os.environ.get("PORT", "").strip()
-    return Settings(
-        data_dir=data_dir.expanduser().resolve(),
-        database_url=_env("DATABASE_URL", ""),
-        redact_pii=_bool("REDACT_PII", True),
-        max_text_chars=_int("MAX_TEXT_CHARS", 5000),
-        low_confidence=_float("LOW_CONFIDENCE", 0.5),
-        model_poll_seconds=_float("MODEL_POLL_SECONDS", 2.0),
-        db_busy_timeout_s=_float("DB_BUSY_TIMEOUT", 5.0),
-        db_statement_timeout_s=_float("DB_STATEMENT_TIMEOUT", 10.0),
-        db_auto_upgrade=_auto_bool("DB_AUTO_UPGRADE"),
-        gate_max_quality_drop=_float("GATE_MAX_QUALITY_DROP", 0.02),
-        gate_min_macro_f1=_float("GATE_MIN_MACRO_F1", 0.5),
-        gate_min_class_recall=_float("GATE_MIN_CLASS_RECALL", 0.5),
-        gate_max_class_recall_drop=_float("GATE_MAX_CLASS_RECALL_DROP", 0.15),
-        gate_max_p95_ms=_float("GATE_MAX_P95_MS", 50.0),
-        canary_percent=_int("CANARY_PERCENT", 10),
-        auto_promote=_bool("AUTO_PROMOTE", False),
-        auto_promote_min_ratings=_int("AUTO_PROMOTE_MIN_RATINGS", 50),
-        auto_promote_margin=_float("AUTO_PROMOTE_MARGIN", 0.02),
-        feedback_holdout_share=_float("FEEDBACK_HOLDOUT_SHARE", 0.2),
-        admin_token=os.environ.get("ADMIN_TOKEN", ""),
-        api_keys=os.environ.get("API_KEYS", "").strip(),
-        admin_users=_names("ADMIN_USERS"),
-        reviewer_users=_names("REVIEWER_USERS"),
-        sign_in_hours=_float("SIGN_IN_HOURS", 12.0),
-        ui_rate_limit_per_minute=_int("UI_RATE_LIMIT_PER_MINUTE", 300),
-        ui_rate_limit_burst=_int("UI_RATE_LIMIT_BURST", 60),
-        ui_sessions_max=_int("UI_SESSIONS_MAX", 200),
-        ui_session_idle_minutes=_float("UI_SESSION_IDLE_MINUTES", 30.0),
-        temp_file_minutes=_float("TEMP_FILE_MINUTES", 10.0),
-        rate_limit_per_minute=_int("RATE_LIMIT_PER_MINUTE", 600),
-        rate_limit_burst=_int("RATE_LIMIT_BURST", 60),
-        max_body_bytes=_int("MAX_BODY_BYTES", 1024 * 1024),
-        batch_max_texts=_int("BATCH_MAX_TEXTS", 100),
-        batch_max_rows=_int("BATCH_MAX_ROWS", 10_000),
-        retention_days=_int("RETENTION_DAYS", 0),
-        retention_check_hours=_float("RETENTION_CHECK_HOURS", 6.0),
-        drift_window_requests=_int("DRIFT_WINDOW_REQUESTS", 300),
-        drift_term_min_messages=_int("DRIFT_TERM_MIN_MESSAGES", 5),
-        alert_webhook_url=os.environ.get("ALERT_WEBHOOK_URL", "").strip(),
-        alert_check_seconds=_float("ALERT_CHECK_SECONDS", 60.0),
-        alert_window_minutes=_int("ALERT_WINDOW_MINUTES", 15),
-        alert_min_requests=_int("ALERT_MIN_REQUESTS", 20),
-        alert_error_rate=_float("ALERT_ERROR_RATE", 0.05),
-        alert_rejection_rate=_float("ALERT_REJECTION_RATE", 0.25),
-        alert_p95_ms=_float("ALERT_P95_MS", 500.0),
-        alert_negative_feedback_rate=_float("ALERT_NEGATIVE_FEEDBACK_RATE", 0.5),
-        alert_min_ratings=_int("ALERT_MIN_RATINGS", 10),
-        alert_traffic_drop=_float("ALERT_TRAFFIC_DROP", 0.2),
-        server_name=_env("GRADIO_SERVER_NAME", "127.0.0.1"),
-        server_port=int(port) if port.isdigit() else 7860,
-        space_id=_env("SPACE_ID", ""),
-        oauth_client_id=_env("OAUTH_CLIENT_ID", ""),
-    )
+def setting_extra(info: FieldInfo, key: str) -> Any:
+    extra = info.json_schema_extra
+    return extra.get(key) if isinstance(extra, dict) else None
+
+
+# Every environment variable a setting is read from (tests and benchmarks clear them).
+SETTING_ENV_NAMES = frozenset(n for _, _, names in declared_settings() for n in names)
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read the environment (or `environ`) now: the first set variable of a setting wins, an
+    empty one means the default. Raises SettingsError naming every malformed setting."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, str] = {}
+    given: dict[str, str] = {}  # attribute -> the variable it was read from
+    for name, _, names in declared_settings():
+        for env in names:
+            raw = environ.get(env, "").strip()
+            if raw:
+                values[name], given[name] = raw, env
+                break
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = str(error["loc"][0]) if error["loc"] else ""
+            info = Settings.__pydantic_fields__.get(name)
+            if info is None or name not in values:  # a default is refused: a bug, not a setting
+                raise
+            problems.append(_problem(given[name], info, values[name], error))
+        message = "; ".join(problems)
+        raise SettingsError(message[0].upper() + message[1:] + ".") from None
+
+
+def _problem(env: str, info: FieldInfo, raw: str, error: Any) -> str:
+    secret = setting_extra(info, "secret")
+    shown = f"{env} {SET}" if secret is True else f"{env}={_shown(info, raw)!r}"
+    reason = str(error.get("ctx", {}).get("error", "")) if error["type"] == "value_error" else ""
+    if reason and reason != NOT_ON_OFF:
+        return reason
+    return f"setting {shown} is not {expected(info)}"
+
+
+def expected(info: FieldInfo) -> str:
+    """What a setting accepts, in words: "a whole number from 1 to 65535"."""
+    annotation = info.annotation
+    if annotation is bool:
+        return "on/off (1 or 0)"
+    if annotation in (int, float):
+        noun = "a whole number" if annotation is int else "a number"
+        return f"{noun}{_range(info)}"
+    if annotation is Path:
+        return "a folder"
+    if get_origin(annotation) is Literal:
+        values = [str(v) for v in get_args(annotation)]
+        return ", ".join(values[:-1]) + " or " + values[-1]
+    if get_origin(annotation) is tuple:
+        return "comma-separated names"
+    return "text"
+
+
+def _bounds(info: FieldInfo) -> dict[str, float]:
+    found: dict[str, float] = {}
+    for item in info.metadata:
+        for kind in (Ge, Gt, Le, Lt):
+            if isinstance(item, kind):
+                key = kind.__name__.lower()
+                found[key] = getattr(item, key)
+    return found
+
+
+def _number(value: float) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _range(info: FieldInfo) -> str:
+    b = _bounds(info)
+    low, high = b.get("ge"), b.get("le")
+    if low is not None and high is not None:
+        return f" from {_number(low)} to {_number(high)}"
+    parts = []
+    if low is not None:
+        parts.append(f"of at least {_number(low)}")
+    if "gt" in b:
+        parts.append(f"above {_number(b['gt'])}")
+    if high is not None:
+        parts.append(f"of at most {_number(high)}")
+    if "lt" in b:
+        parts.append(f"below {_number(b['lt'])}")
+    return " " + " and ".join(parts) if parts else ""
+
+
+def _shown(info: FieldInfo, value: object) -> str:
+    """A value as it may be printed: secrets as (set)/(not set), URLs without a password."""
+    text = ",".join(value) if isinstance(value, tuple) else str(value)
+    secret = setting_extra(info, "secret")
+    if secret == "password":
+        if "@" in text:
+            return text.split("://", 1)[0] + "://***@" + text.rsplit("@", 1)[1]
+        return text
+    if secret:
+        return SET if text else NOT_SET
+    return text
+
+
+def env_text(value: object) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return ",".join(value) if isinstance(value, tuple) else str(value)
 
 
 def describe_settings(settings: Settings) -> list[tuple[str, str, str]]:
     """(environment variable, current value, help) for each setting, secrets masked."""
     rows = []
-    for f in fields(settings):
-        value = getattr(settings, f.name)
-        value = ",".join(value) if f.name in LIST_FIELDS else str(value)
-        if f.name == "database_url" and "@" in value:
-            value = value.split("://", 1)[0] + "://***@" + value.rsplit("@", 1)[1]
-        if f.name in SECRET_FIELDS:
-            value = "(set)" if value else "(not set)"
-        rows.append((f.metadata["env"], value, f.metadata["help"]))
+    for name, info, names in declared_settings():
+        help_text = info.description or ""
+        if len(names) > 1:
+            help_text += f" ({', else '.join(names)})"
+        rows.append((names[0], _shown(info, getattr(settings, name)), help_text))
     return rows
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment variables that give a child process exactly these settings."""
-    env = {}
-    for f in fields(settings):
-        value = getattr(settings, f.name)
-        if isinstance(value, bool):
-            value = "1" if value else "0"
-        env[f.metadata["env"]] = ",".join(value) if f.name in LIST_FIELDS else str(value)
-    return env
+    return {names[0]: env_text(getattr(settings, name)) for name, _, names in declared_settings()}

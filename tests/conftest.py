@@ -32,12 +32,12 @@ from classifier.training.dataset import DEFAULT_TAXONOMY, DEFAULT_TRAIN, load_da
 from classifier.training.train import train_version
 from classifier.versions import registry
 from feedback.db import dispose_engines, session_scope
-from feedback.settings import Settings, load_settings
+from feedback.settings import SETTING_ENV_NAMES, Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_URL = os.environ.get("POSTGRES_TEST_URL",
                               "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-ENV_SETTINGS = (*(f.metadata["env"] for f in dataclasses.fields(Settings)), "PORT", "SPACE_ID")
+ENV_SETTINGS = SETTING_ENV_NAMES
 SMALL_ROWS_PER_CATEGORY = 120
 SMALL_MODEL = "tfidf"
 

@@ -105,6 +105,19 @@ def test_the_read_side_never_changes_what_serves() -> None:
     assert wrong == []
 
 
+REGISTRY_TABLES = ("ModelVersion", "ModelArtifact", "ModelHoldout", "ModelProfile", "Deployment",
+                   "ModelEvent")
+
+
+def test_the_read_side_asks_the_registry_not_its_tables() -> None:
+    """What serves and when it changed is the registry's to say (one query, not two)."""
+    wrong = [f"{module} takes {name} from feedback.tables"
+             for module, path in MODULES.items() if _under(module, "dashboards", "ui", "api")
+             for target, names in _imports(path) if target == "feedback.tables"
+             for name in names if name in REGISTRY_TABLES]
+    assert wrong == []
+
+
 def test_the_rules_see_every_package() -> None:
     """A rule over an empty set of modules would pass for nothing."""
     for package in PACKAGES:

@@ -25,6 +25,7 @@ from feedback.db import session_scope
 from feedback.errors import InvalidInputError, SupportTriageError
 from feedback.export import parse_time, write_export_csv
 from feedback.settings import Settings, describe_settings, load_settings
+from feedback.settings_doc import settings_markdown
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -68,7 +69,9 @@ def _parser() -> argparse.ArgumentParser:
     events.add_argument("--limit", type=int, default=30)
     verify = sub.add_parser("verify-artifact", help=argparse.SUPPRESS)
     verify.add_argument("version", type=int)
-    sub.add_parser("settings", help="print the settings and where they come from")
+    settings = sub.add_parser("settings", help="print the settings and where they come from")
+    settings.add_argument("--markdown", action="store_true",
+                          help="print the reference table of docs/SETTINGS.md instead")
     keys = sub.add_parser("keys", help="REST API keys kept (hashed) in the database")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     keys_create = keys_sub.add_parser("create", help="create a key; its secret is printed once")
@@ -207,6 +210,9 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
 
 def run(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "settings" and args.markdown:  # the declarations, not this environment
+        print(settings_markdown(), end="")
+        return 0
     settings = load_settings()
     if args.command == "train":
         return _train(args, settings)

@@ -28,7 +28,7 @@ MODELS: dict[str, str | None] = {"tfidf": None, "tfidf+minilm": "minilm"}
 DEFAULT_MODEL = "tfidf+minilm"
 # Versions registered before models had names were all TF-IDF.
 LEGACY_MODEL = "tfidf"
-# Chosen on Banking77's training set; see benchmarks/ and the README for the measurements.
+# Chosen on Banking77's training set; see benchmarks/ and docs/MODELS.md for the measurements.
 # embedding_weight 1.0 scored best of 1, 2 and 3 (94.1 / 93.9 / 93.3 % on the 77 intents).
 DEFAULT_PARAMS: dict[str, Any] = {
     "model": DEFAULT_MODEL,
