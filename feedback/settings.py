@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args, get_origin
+from typing import Annotated, Any, Literal, TypedDict, Unpack, get_args, get_origin
 
 from annotated_types import Ge, Gt, Le, Lt
 from pydantic import (
@@ -97,9 +97,18 @@ ApiKeys = Annotated[str, AfterValidator(_check_api_keys)]
 Folder = Annotated[Path, AfterValidator(_absolute)]
 
 
+class Bounds(TypedDict, total=False):
+    """The bounds a numeric setting may have (pydantic's Field keywords)."""
+
+    ge: float
+    gt: float
+    le: float
+    lt: float
+
+
 def setting(default: Any, env: str | tuple[str, ...], help_text: str, *,
             secret: bool | Literal["password"] = False, default_text: str = "",
-            **bounds: float) -> Any:
+            **bounds: Unpack[Bounds]) -> Any:
     """One setting: its default, environment variable(s) (the first set one wins), a line of
     help and bounds (ge, gt, le, lt). `secret=True` is never shown; "password" shows a URL
     without its password. `default_text` describes a default computed at start-up."""
@@ -274,7 +283,7 @@ class Settings:
 
 def declared_settings() -> Iterator[tuple[str, FieldInfo, tuple[str, ...]]]:
     """(attribute, declaration, environment variables) of every setting, in order."""
-    for name, info in Settings.__pydantic_fields__.items():
+    for name, info in Settings.__pydantic_fields__.items():  # type: ignore[attr-defined]  # set by @dataclass
         alias = info.validation_alias
         assert isinstance(alias, AliasChoices)
         yield name, info, tuple(str(choice) for choice in alias.choices)
@@ -302,12 +311,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                 values[name], given[name] = raw, env
                 break
     try:
-        return Settings(**values)
+        return Settings(**values)  # type: ignore[arg-type]  # strings, which pydantic parses
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
             name = str(error["loc"][0]) if error["loc"] else ""
-            info = Settings.__pydantic_fields__.get(name)
+            info = Settings.__pydantic_fields__.get(name)  # type: ignore[attr-defined]  # by @dataclass
             if info is None or name not in values:  # a default is refused: a bug, not a setting
                 raise
             problems.append(_problem(given[name], info, values[name], error))
