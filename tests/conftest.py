@@ -28,6 +28,7 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
+import feedback.db
 from classifier.training.dataset import DEFAULT_TAXONOMY, DEFAULT_TRAIN, load_dataset, load_taxonomy
 from classifier.training.train import train_version
 from classifier.versions import registry
@@ -202,6 +203,9 @@ class Server:
 def launch_server(data_dir: Path, log_path: Path, extra_env: dict[str, str] | None = None,
                   command: list[str] | None = None) -> Server:
     """Run `python app.py` (or `command`, from the repository root) as a user would."""
+    if _running.tier not in (None, "e2e"):
+        pytest.fail(f"a {_running.tier} test starts a server: list its fixture in "
+                    "E2E_FIXTURES or mark it e2e (tests/conftest.py)", pytrace=False)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ENV_SETTINGS}
     env.update({"DATA_DIR": str(data_dir), "GRADIO_SERVER_PORT": str(port),
@@ -315,6 +319,59 @@ def page(request: pytest.FixtureRequest, browser: Any, tmp_path: Path) -> Iterat
     context.close()
 
 
+# --- tiers ----------------------------------------------------------------------------------
+# Every test is exactly one of unit, db or e2e, decided here from what it uses (see
+# docs/TESTING.md); browser, chaos, slow and alone come on top. The fast tier is
+# `-m "(unit or db) and not slow"`. Two guards keep the tiers honest: a unit test that opens
+# a database, or a unit or db test that starts a server, fails and says what to change.
+TIERS = ("unit", "db", "e2e")
+# Fixtures that run `python app.py` (or a browser against it): their users are e2e.
+E2E_FIXTURES = frozenset({
+    "server", "browser", "roles_server", "app", "models_server", "monitoring_server",
+    "pii_server", "proxied_server", "server_env", "app_server", "admin_server",
+    "workbench_server", "replicas"})
+# Fixtures that hand a test a real SQLite file or PostgreSQL schema (or a model trained
+# through one): their users are db.
+DB_FIXTURES = frozenset({
+    "settings", "sqlite_settings", "postgres_settings", "live_settings",
+    "live_sqlite_settings", "small_model", "trained_data_dir"})
+
+
+class _Running:
+    """The tier of the test this process is running (None between tests)."""
+    tier: str | None = None
+
+
+_running = _Running()
+_open_engine = feedback.db.open_engine
+
+
+def _guarded_open_engine(settings: Settings):  # type: ignore[no-untyped-def]
+    if _running.tier == "unit":
+        pytest.fail("a unit test opens a database: take the `settings` fixture (or another "
+                    "of DB_FIXTURES) or mark it db (tests/conftest.py)", pytrace=False)
+    return _open_engine(settings)
+
+
+feedback.db.open_engine = _guarded_open_engine
+
+
+def tier_of(item: pytest.Item) -> str:
+    """e2e if marked so or using a server fixture, db if using a database fixture or marked
+    db, unit otherwise."""
+    marked = [t for t in TIERS if item.get_closest_marker(t) is not None]
+    if len(marked) > 1:
+        raise pytest.UsageError(f"{item.nodeid}: marked {' and '.join(marked)}; pick one")
+    if marked:
+        return marked[0]
+    used = set(getattr(item, "fixturenames", ()))
+    if used & E2E_FIXTURES or item.get_closest_marker("browser") is not None:
+        return "e2e"
+    if used & DB_FIXTURES:
+        return "db"
+    return "unit"
+
+
 # Tests that take most of a minute or more start first, so that with several workers
 # (pytest -n 2) none of them is left running alone at the end.
 LONG_FIRST = ("slow", "chaos")
@@ -330,6 +387,14 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None,
     one file, an `alone` test an exclusive one. The turnstile keeps a waiting `alone` test
     from being overtaken by a stream of ordinary tests.
     """
+    _running.tier = tier_of(item)
+    try:
+        return (yield from _alone_or_together(item))
+    finally:
+        _running.tier = None
+
+
+def _alone_or_together(item: pytest.Item) -> Generator[None, object, object]:
     run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
     if run is None:  # a single process: nothing runs beside any test
         return (yield)
@@ -356,10 +421,15 @@ def _run_order(item: pytest.Item) -> int:
     return 0 if any(mark in item.keywords for mark in LONG_FIRST) else 1
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Long tests first; browser tests need Debian's Chromium: skipped with a hint on a
-    developer machine without it, but never in CI, where .ci/run installs it and a skip
-    would hide a failure."""
+    """Each test gets its tier's marker; long tests first; browser tests need Debian's
+    Chromium: skipped with a hint on a developer machine without it, but never in CI, where
+    .ci/run installs it and a skip would hide a failure."""
+    for item in items:
+        tier = tier_of(item)
+        if item.get_closest_marker(tier) is None:
+            item.add_marker(tier)
     items.sort(key=_run_order)
     if CHROMIUM.exists() or os.environ.get("CI"):
         return
@@ -367,3 +437,34 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "browser" in item.keywords:
             item.add_marker(skip)
+
+
+# --- time per tier, printed at the end of every run -----------------------------------------
+FAST_TIER = "unit or db, not slow"
+_tier_time: dict[str, list[float]] = {}  # group -> [tests, seconds of setup+call+teardown]
+
+
+def _time_group(keywords: Any) -> str:
+    if "slow" not in keywords and ("unit" in keywords or "db" in keywords):
+        return FAST_TIER
+    for extra in ("browser", "chaos", "slow"):
+        if extra in keywords:
+            return extra
+    return "e2e" if "e2e" in keywords else "other"
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Sums each test's time by tier (in the controller too, under xdist)."""
+    group = _tier_time.setdefault(_time_group(report.keywords), [0, 0.0])
+    group[0] += report.when == "call" or (report.when == "setup" and report.skipped)
+    group[1] += report.duration
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not _tier_time or os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    terminalreporter.section("time per tier (seconds of test time, summed over workers)")
+    for group in (FAST_TIER, "e2e", "browser", "chaos", "slow", "other"):
+        if group in _tier_time:
+            tests, seconds = _tier_time[group]
+            terminalreporter.write_line(f"{group:>22}: {int(tests):5d} tests, {seconds:7.1f} s")

@@ -119,6 +119,7 @@ def check_classify_unlocks(pages: dict[str, object]) -> None:
             "#result [data-testid='label-output-value']")).to_have_text("billing")
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 @pytest.mark.browser
 def test_first_start_trains_the_default_model(

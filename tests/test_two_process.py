@@ -13,6 +13,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from gradio_client import Client
 
 from feedback.settings import Settings
@@ -32,6 +33,7 @@ def run_cli(settings: Settings, *args: str) -> tuple[float, float]:
     return started, time.monotonic()
 
 
+@pytest.mark.e2e
 def test_promote_and_rollback_from_another_process(postgres_settings: Settings,
                                                    small_model: SmallModel,
                                                    tmp_path: Path) -> None:
