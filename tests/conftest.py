@@ -322,7 +322,7 @@ def page(request: pytest.FixtureRequest, browser: Any, tmp_path: Path) -> Iterat
 # --- tiers ----------------------------------------------------------------------------------
 # Every test is exactly one of unit, db or e2e, decided here from what it uses (see
 # docs/TESTING.md); browser, chaos, slow and alone come on top. The fast tier is
-# `-m "(unit or db) and not slow"`. Two guards keep the tiers honest: a unit test that opens
+# `-m "not e2e and not slow and not chaos"`. Two guards keep the tiers honest: a unit test that opens
 # a database, or a unit or db test that starts a server, fails and says what to change.
 TIERS = ("unit", "db", "e2e")
 # Fixtures that run `python app.py` (or a browser against it): their users are e2e.
@@ -414,11 +414,24 @@ def _alone_or_together(item: pytest.Item) -> Generator[None, object, object]:
 
 
 def _run_order(item: pytest.Item) -> int:
-    """Long tests first; `alone` tests last, so that they do not wait for a long test on
-    another worker to end (they run once every long test is done)."""
+    """Long tests first, then the modules that share a server; `alone` tests last, so that
+    they do not wait for a long test on another worker to end (they run once every long
+    test is done)."""
     if item.get_closest_marker("alone") is not None:
-        return 2
-    return 0 if any(mark in item.keywords for mark in LONG_FIRST) else 1
+        return 3
+    if any(mark in item.keywords for mark in LONG_FIRST):
+        return 0
+    return 1 if item.get_closest_marker("xdist_group") is not None else 2
+
+
+def _shares_a_server(item: pytest.Item) -> bool:
+    """Uses a module-scoped server or browser: its module's tests should run on one worker
+    (`--dist loadgroup`), or each worker would start its own."""
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return False
+    return any(info.name2fixturedefs[name][-1].scope == "module"
+               for name in E2E_FIXTURES & set(info.name2fixturedefs))
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -430,6 +443,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         tier = tier_of(item)
         if item.get_closest_marker(tier) is None:
             item.add_marker(tier)
+        if _shares_a_server(item) and item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.path.stem))
     items.sort(key=_run_order)
     if CHROMIUM.exists() or os.environ.get("CI"):
         return
@@ -440,12 +455,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 # --- time per tier, printed at the end of every run -----------------------------------------
-FAST_TIER = "unit or db, not slow"
+FAST_TIER = "fast (unit, db)"  # -m "not e2e and not slow and not chaos"
 _tier_time: dict[str, list[float]] = {}  # group -> [tests, seconds of setup+call+teardown]
+_started = time.monotonic()
 
 
 def _time_group(keywords: Any) -> str:
-    if "slow" not in keywords and ("unit" in keywords or "db" in keywords):
+    if not {"slow", "chaos", "e2e"} & set(keywords):
         return FAST_TIER
     for extra in ("browser", "chaos", "slow"):
         if extra in keywords:
@@ -460,11 +476,19 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     group[1] += report.duration
 
 
-def pytest_terminal_summary(terminalreporter: Any) -> None:
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """Seconds of test time per tier (setup, call and teardown, all workers together): the
+    fast tier's line is what `-m "not e2e and not slow and not chaos"` costs, before dividing
+    by the workers; and the wall time of the whole run."""
     if not _tier_time or os.environ.get("PYTEST_XDIST_WORKER"):
         return
-    terminalreporter.section("time per tier (seconds of test time, summed over workers)")
+    workers = getattr(config.option, "numprocesses", None) or 1
+    terminalreporter.section("time per tier")
     for group in (FAST_TIER, "e2e", "browser", "chaos", "slow", "other"):
         if group in _tier_time:
             tests, seconds = _tier_time[group]
-            terminalreporter.write_line(f"{group:>22}: {int(tests):5d} tests, {seconds:7.1f} s")
+            terminalreporter.write_line(
+                f"{group:>20}: {int(tests):5d} tests, {seconds:7.1f} s of test time "
+                f"(/{workers} workers = {seconds / workers:6.1f} s)")
+    terminalreporter.write_line(f"{'wall time':>20}: {time.monotonic() - _started:.1f} s "
+                                f"for the whole run on {workers} worker(s)")
