@@ -322,8 +322,9 @@ def page(request: pytest.FixtureRequest, browser: Any, tmp_path: Path) -> Iterat
 # --- tiers ----------------------------------------------------------------------------------
 # Every test is exactly one of unit, db or e2e, decided here from what it uses (see
 # docs/TESTING.md); browser, chaos, slow and alone come on top. The fast tier is
-# `-m "not e2e and not slow and not chaos"`. Two guards keep the tiers honest: a unit test that opens
-# a database, or a unit or db test that starts a server, fails and says what to change.
+# `-m "not e2e and not slow and not chaos"`. Two guards keep the tiers honest: a unit test
+# that opens a database, or a unit or db test that starts a server, fails and says what to
+# change.
 TIERS = ("unit", "db", "e2e")
 # Fixtures that run `python app.py` (or a browser against it): their users are e2e.
 E2E_FIXTURES = frozenset({
