@@ -273,10 +273,21 @@ def sign_in(page: Any, url: str, name: str, password: str) -> None:
 
 @pytest.fixture
 def server(trained_data_dir: Path, tmp_path: Path) -> Iterator[Server]:
-    """A running app on a copy of the trained database."""
+    """A running app on a copy of the trained database, for one test (its own database)."""
     data_dir = tmp_path / "server-data"
     shutil.copytree(trained_data_dir, data_dir)
     running = start_server(data_dir, tmp_path / "server.log")
+    yield running
+    stop_server(running)
+
+
+@pytest.fixture(scope="module")
+def module_server(trained_data_dir: Path, tmp_path_factory: pytest.TempPathFactory
+                  ) -> Iterator[Server]:
+    """A running app shared by a module's tests (each reads only what its own calls left)."""
+    folder = tmp_path_factory.mktemp("module-server")
+    shutil.copytree(trained_data_dir, folder / "data")
+    running = start_server(folder / "data", folder / "server.log")
     yield running
     stop_server(running)
 
@@ -328,9 +339,9 @@ def page(request: pytest.FixtureRequest, browser: Any, tmp_path: Path) -> Iterat
 TIERS = ("unit", "db", "e2e")
 # Fixtures that run `python app.py` (or a browser against it): their users are e2e.
 E2E_FIXTURES = frozenset({
-    "server", "browser", "roles_server", "app", "models_server", "monitoring_server",
-    "pii_server", "proxied_server", "server_env", "app_server", "admin_server",
-    "workbench_server", "replicas"})
+    "server", "module_server", "browser", "roles_server", "app", "models_server",
+    "monitoring_server", "pii_server", "proxied_server", "server_env", "app_server",
+    "admin_server", "workbench_server", "replicas"})
 # Fixtures that hand a test a real SQLite file or PostgreSQL schema (or a model trained
 # through one): their users are db.
 DB_FIXTURES = frozenset({

@@ -3,13 +3,12 @@ module) and every call is checked against the rows it leaves in the SQLite predi
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import Server, start_server, stop_server
+from conftest import Server
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 from sqlalchemy import create_engine, select
@@ -40,13 +39,9 @@ def prediction_by_request(data_dir: Path, request_id: str) -> Prediction:
 
 
 @pytest.fixture(scope="module")
-def server(trained_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(module_server: Server) -> Server:
     """One app for the module's tests (each reads only the rows its own calls left)."""
-    folder = tmp_path_factory.mktemp("gradio-client")
-    shutil.copytree(trained_data_dir, folder / "data")
-    running = start_server(folder / "data", folder / "server.log")
-    yield running
-    stop_server(running)
+    return module_server
 
 
 @pytest.fixture
