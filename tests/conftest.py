@@ -41,6 +41,7 @@ POSTGRES_URL = os.environ.get("POSTGRES_TEST_URL",
 ENV_SETTINGS = (*(f.metadata["env"] for f in dataclasses.fields(Settings)), "PORT", "SPACE_ID")
 SMALL_ROWS_PER_CATEGORY = 120
 SMALL_MODEL = "tfidf"
+DB_FILE = "support_triage.db"  # in DATA_DIR (feedback.settings.Settings.effective_database_url)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,9 +64,30 @@ def make_settings(tmp_path: Path, database_url: str = "", **overrides: object) -
     return dataclasses.replace(base, **overrides)
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite database the app has created and migrated, once per worker."""
+    folder = tmp_path_factory.mktemp("migrated-sqlite")
+    feedback.db.get_engine(make_settings(folder))
+    dispose_engines()  # the last connection closes: the WAL is checkpointed into the file
+    return folder / DB_FILE
+
+
 @pytest.fixture
-def sqlite_settings(tmp_path: Path) -> Settings:
-    return make_settings(tmp_path / "data")
+def sqlite_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """A fresh SQLite file under tmp_path. For db-tier tests a copy of `migrated_sqlite`
+    (running the migrations again for every test costs more than the test); for the others,
+    and for modules that set EMPTY_DATABASE = True, an empty folder in which the app creates
+    the database on first use."""
+    data = tmp_path / "data"
+    if (request.node.get_closest_marker("db") is not None
+            and not getattr(request.module, "EMPTY_DATABASE", False)):
+        data.mkdir()
+        migrated = request.getfixturevalue("migrated_sqlite")
+        for name in (DB_FILE, f"{DB_FILE}-wal"):
+            if (migrated.parent / name).exists():
+                shutil.copyfile(migrated.parent / name, data / name)
+    return make_settings(data)
 
 
 @pytest.fixture

@@ -30,6 +30,8 @@ from feedback.settings import Settings, load_settings, settings_env
 from feedback.tables import Base, UTCDateTime
 from tests.conftest import ENV_SETTINGS, ROOT
 
+# Every test starts from an empty database, not conftest's migrated copy.
+EMPTY_DATABASE = True
 SAMPLE_REVISION = "5a3p1e000001"
 SAMPLE = '''"""Sample: predictions.priority, a nullable column."""
 
