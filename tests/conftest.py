@@ -453,7 +453,7 @@ def _run_order(item: pytest.Item) -> int:
     test is done)."""
     if item.get_closest_marker("alone") is not None:
         return 3
-    if any(mark in item.keywords for mark in LONG_FIRST):
+    if any(item.get_closest_marker(mark) is not None for mark in LONG_FIRST):
         return 0
     return 1 if item.get_closest_marker("xdist_group") is not None else 2
 
@@ -479,6 +479,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(tier)
         if _shares_a_server(item) and item.get_closest_marker("xdist_group") is None:
             item.add_marker(pytest.mark.xdist_group(item.path.stem))
+        # Travels with the reports to the controller (keywords would also match folder names).
+        item.user_properties.append(("time_group", _time_group(item)))
     items.sort(key=_run_order)
     if CHROMIUM.exists() or os.environ.get("CI"):
         return
@@ -494,18 +496,20 @@ _tier_time: dict[str, list[float]] = {}  # group -> [tests, seconds of setup+cal
 _started = time.monotonic()
 
 
-def _time_group(keywords: Any) -> str:
-    if not {"slow", "chaos", "e2e"} & set(keywords):
+def _time_group(item: pytest.Item) -> str:
+    marks = {m.name for m in item.iter_markers()}
+    if not {"slow", "chaos", "e2e"} & marks:
         return FAST_TIER
     for extra in ("browser", "chaos", "slow"):
-        if extra in keywords:
+        if extra in marks:
             return extra
-    return "e2e" if "e2e" in keywords else "other"
+    return "e2e"
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     """Sums each test's time by tier (in the controller too, under xdist)."""
-    group = _tier_time.setdefault(_time_group(report.keywords), [0, 0.0])
+    name = dict(report.user_properties).get("time_group", "other")
+    group = _tier_time.setdefault(str(name), [0, 0.0])
     group[0] += report.when == "call" or (report.when == "setup" and report.skipped)
     group[1] += report.duration
 
