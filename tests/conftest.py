@@ -28,6 +28,7 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
+import feedback.db
 from classifier.training.dataset import DEFAULT_TAXONOMY, DEFAULT_TRAIN, load_dataset, load_taxonomy
 from classifier.training.train import train_version
 from classifier.versions import registry
@@ -40,6 +41,7 @@ POSTGRES_URL = os.environ.get("POSTGRES_TEST_URL",
 ENV_SETTINGS = SETTING_ENV_NAMES
 SMALL_ROWS_PER_CATEGORY = 120
 SMALL_MODEL = "tfidf"
+DB_FILE = "support_triage.db"  # in DATA_DIR (feedback.settings.Settings.effective_database_url)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,9 +64,30 @@ def make_settings(tmp_path: Path, database_url: str = "", **overrides: object) -
     return dataclasses.replace(base, **overrides)
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite database the app has created and migrated, once per worker."""
+    folder = tmp_path_factory.mktemp("migrated-sqlite")
+    feedback.db.get_engine(make_settings(folder))
+    dispose_engines()  # the last connection closes: the WAL is checkpointed into the file
+    return folder / DB_FILE
+
+
 @pytest.fixture
-def sqlite_settings(tmp_path: Path) -> Settings:
-    return make_settings(tmp_path / "data")
+def sqlite_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """A fresh SQLite file under tmp_path. For db-tier tests a copy of `migrated_sqlite`
+    (running the migrations again for every test costs more than the test); for the others,
+    and for modules that set EMPTY_DATABASE = True, an empty folder in which the app creates
+    the database on first use."""
+    data = tmp_path / "data"
+    if (request.node.get_closest_marker("db") is not None
+            and not getattr(request.module, "EMPTY_DATABASE", False)):
+        data.mkdir()
+        migrated = request.getfixturevalue("migrated_sqlite")
+        for name in (DB_FILE, f"{DB_FILE}-wal"):
+            if (migrated.parent / name).exists():
+                shutil.copyfile(migrated.parent / name, data / name)
+    return make_settings(data)
 
 
 @pytest.fixture
@@ -202,6 +225,9 @@ class Server:
 def launch_server(data_dir: Path, log_path: Path, extra_env: dict[str, str] | None = None,
                   command: list[str] | None = None) -> Server:
     """Run `python app.py` (or `command`, from the repository root) as a user would."""
+    if _running.tier not in (None, "e2e"):
+        pytest.fail(f"a {_running.tier} test starts a server: list its fixture in "
+                    "E2E_FIXTURES or mark it e2e (tests/conftest.py)", pytrace=False)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ENV_SETTINGS}
     env.update({"DATA_DIR": str(data_dir), "GRADIO_SERVER_PORT": str(port),
@@ -269,10 +295,21 @@ def sign_in(page: Any, url: str, name: str, password: str) -> None:
 
 @pytest.fixture
 def server(trained_data_dir: Path, tmp_path: Path) -> Iterator[Server]:
-    """A running app on a copy of the trained database."""
+    """A running app on a copy of the trained database, for one test (its own database)."""
     data_dir = tmp_path / "server-data"
     shutil.copytree(trained_data_dir, data_dir)
     running = start_server(data_dir, tmp_path / "server.log")
+    yield running
+    stop_server(running)
+
+
+@pytest.fixture(scope="module")
+def module_server(trained_data_dir: Path, tmp_path_factory: pytest.TempPathFactory
+                  ) -> Iterator[Server]:
+    """A running app shared by a module's tests (each reads only what its own calls left)."""
+    folder = tmp_path_factory.mktemp("module-server")
+    shutil.copytree(trained_data_dir, folder / "data")
+    running = start_server(folder / "data", folder / "server.log")
     yield running
     stop_server(running)
 
@@ -315,6 +352,60 @@ def page(request: pytest.FixtureRequest, browser: Any, tmp_path: Path) -> Iterat
     context.close()
 
 
+# --- tiers ----------------------------------------------------------------------------------
+# Every test is exactly one of unit, db or e2e, decided here from what it uses (see
+# docs/TESTING.md); browser, chaos, slow and alone come on top. The fast tier is
+# `-m "not e2e and not slow and not chaos"`. Two guards keep the tiers honest: a unit test
+# that opens a database, or a unit or db test that starts a server, fails and says what to
+# change.
+TIERS = ("unit", "db", "e2e")
+# Fixtures that run `python app.py` (or a browser against it): their users are e2e.
+E2E_FIXTURES = frozenset({
+    "server", "module_server", "browser", "roles_server", "app", "models_server",
+    "monitoring_server", "pii_server", "proxied_server", "server_env", "app_server",
+    "admin_server", "workbench_server", "replicas"})
+# Fixtures that hand a test a real SQLite file or PostgreSQL schema (or a model trained
+# through one): their users are db.
+DB_FIXTURES = frozenset({
+    "settings", "sqlite_settings", "postgres_settings", "live_settings",
+    "live_sqlite_settings", "small_model", "trained_data_dir"})
+
+
+class _Running:
+    """The tier of the test this process is running (None between tests)."""
+    tier: str | None = None
+
+
+_running = _Running()
+_open_engine = feedback.db.open_engine
+
+
+def _guarded_open_engine(settings: Settings):  # type: ignore[no-untyped-def]
+    if _running.tier == "unit":
+        pytest.fail("a unit test opens a database: take the `settings` fixture (or another "
+                    "of DB_FIXTURES) or mark it db (tests/conftest.py)", pytrace=False)
+    return _open_engine(settings)
+
+
+feedback.db.open_engine = _guarded_open_engine
+
+
+def tier_of(item: pytest.Item) -> str:
+    """e2e if marked so or using a server fixture, db if using a database fixture or marked
+    db, unit otherwise."""
+    marked = [t for t in TIERS if item.get_closest_marker(t) is not None]
+    if len(marked) > 1:
+        raise pytest.UsageError(f"{item.nodeid}: marked {' and '.join(marked)}; pick one")
+    if marked:
+        return marked[0]
+    used = set(getattr(item, "fixturenames", ()))
+    if used & E2E_FIXTURES or item.get_closest_marker("browser") is not None:
+        return "e2e"
+    if used & DB_FIXTURES:
+        return "db"
+    return "unit"
+
+
 # Tests that take most of a minute or more start first, so that with several workers
 # (pytest -n 2) none of them is left running alone at the end.
 LONG_FIRST = ("slow", "chaos")
@@ -330,6 +421,14 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None,
     one file, an `alone` test an exclusive one. The turnstile keeps a waiting `alone` test
     from being overtaken by a stream of ordinary tests.
     """
+    _running.tier = tier_of(item)
+    try:
+        return (yield from _alone_or_together(item))
+    finally:
+        _running.tier = None
+
+
+def _alone_or_together(item: pytest.Item) -> Generator[None, object, object]:
     run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
     if run is None:  # a single process: nothing runs beside any test
         return (yield)
@@ -349,17 +448,39 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None,
 
 
 def _run_order(item: pytest.Item) -> int:
-    """Long tests first; `alone` tests last, so that they do not wait for a long test on
-    another worker to end (they run once every long test is done)."""
+    """Long tests first, then the modules that share a server; `alone` tests last, so that
+    they do not wait for a long test on another worker to end (they run once every long
+    test is done)."""
     if item.get_closest_marker("alone") is not None:
-        return 2
-    return 0 if any(mark in item.keywords for mark in LONG_FIRST) else 1
+        return 3
+    if any(item.get_closest_marker(mark) is not None for mark in LONG_FIRST):
+        return 0
+    return 1 if item.get_closest_marker("xdist_group") is not None else 2
 
 
+def _shares_a_server(item: pytest.Item) -> bool:
+    """Uses a module-scoped server or browser: its module's tests should run on one worker
+    (`--dist loadgroup`), or each worker would start its own."""
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return False
+    return any(info.name2fixturedefs[name][-1].scope == "module"
+               for name in E2E_FIXTURES & set(info.name2fixturedefs))
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Long tests first; browser tests need Debian's Chromium: skipped with a hint on a
-    developer machine without it, but never in CI, where .ci/run installs it and a skip
-    would hide a failure."""
+    """Each test gets its tier's marker; long tests first; browser tests need Debian's
+    Chromium: skipped with a hint on a developer machine without it, but never in CI, where
+    .ci/run installs it and a skip would hide a failure."""
+    for item in items:
+        tier = tier_of(item)
+        if item.get_closest_marker(tier) is None:
+            item.add_marker(tier)
+        if _shares_a_server(item) and item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.path.stem))
+        # Travels with the reports to the controller (keywords would also match folder names).
+        item.user_properties.append(("time_group", _time_group(item)))
     items.sort(key=_run_order)
     if CHROMIUM.exists() or os.environ.get("CI"):
         return
@@ -367,3 +488,45 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "browser" in item.keywords:
             item.add_marker(skip)
+
+
+# --- time per tier, printed at the end of every run -----------------------------------------
+FAST_TIER = "fast (unit, db)"  # -m "not e2e and not slow and not chaos"
+_tier_time: dict[str, list[float]] = {}  # group -> [tests, seconds of setup+call+teardown]
+_started = time.monotonic()
+
+
+def _time_group(item: pytest.Item) -> str:
+    marks = {m.name for m in item.iter_markers()}
+    if not {"slow", "chaos", "e2e"} & marks:
+        return FAST_TIER
+    for extra in ("browser", "chaos", "slow"):
+        if extra in marks:
+            return extra
+    return "e2e"
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Sums each test's time by tier (in the controller too, under xdist)."""
+    name = dict(report.user_properties).get("time_group", "other")
+    group = _tier_time.setdefault(str(name), [0, 0.0])
+    group[0] += report.when == "call" or (report.when == "setup" and report.skipped)
+    group[1] += report.duration
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """Seconds of test time per tier (setup, call and teardown, all workers together): the
+    fast tier's line is what `-m "not e2e and not slow and not chaos"` costs, before dividing
+    by the workers; and the wall time of the whole run."""
+    if not _tier_time or os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    workers = getattr(config.option, "numprocesses", None) or 1
+    terminalreporter.section("time per tier")
+    for group in (FAST_TIER, "e2e", "browser", "chaos", "slow", "other"):
+        if group in _tier_time:
+            tests, seconds = _tier_time[group]
+            terminalreporter.write_line(
+                f"{group:>20}: {int(tests):5d} tests, {seconds:7.1f} s of test time "
+                f"(/{workers} workers = {seconds / workers:6.1f} s)")
+    terminalreporter.write_line(f"{'wall time':>20}: {time.monotonic() - _started:.1f} s "
+                                f"for the whole run on {workers} worker(s)")

@@ -139,6 +139,7 @@ MIN_ANSWERED = 50  # answered requests before the kill: enough in flight to lose
 LOAD_START_TIMEOUT_S = 30
 
 
+@pytest.mark.e2e
 def test_kill_9_under_load_loses_no_answered_row(trained_data_dir: Path, tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     shutil.copytree(trained_data_dir, data_dir)

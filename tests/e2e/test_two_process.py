@@ -13,6 +13,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from gradio_client import Client
 
 from feedback.settings import Settings
@@ -21,6 +22,7 @@ from tests.conftest import ROOT, SmallModel, install_model, start_server, stop_s
 POLL_SECONDS = 1.0
 # A request in flight when the switch lands, plus process scheduling on a busy machine.
 SLACK_SECONDS = 3.0
+FIRST_ANSWER_SECONDS = 60
 
 
 def run_cli(settings: Settings, *args: str) -> tuple[float, float]:
@@ -32,6 +34,7 @@ def run_cli(settings: Settings, *args: str) -> tuple[float, float]:
     return started, time.monotonic()
 
 
+@pytest.mark.e2e
 def test_promote_and_rollback_from_another_process(postgres_settings: Settings,
                                                    small_model: SmallModel,
                                                    tmp_path: Path) -> None:
@@ -58,7 +61,11 @@ def test_promote_and_rollback_from_another_process(postgres_settings: Settings,
     worker = threading.Thread(target=traffic)
     worker.start()
     try:
-        time.sleep(2)
+        # Answers from version 1 before the promotion (the client's first call can take
+        # seconds on a busy machine: wait for it rather than for a fixed time).
+        deadline = time.monotonic() + FIRST_ANSWER_SECONDS
+        while len(answers) < 3 and not failures and time.monotonic() < deadline:
+            time.sleep(0.1)
         promote_started, promoted_at = run_cli(postgres_settings, "promote", "2", "--reason",
                                                "two-process")
         time.sleep(POLL_SECONDS + SLACK_SECONDS + 1)

@@ -411,6 +411,7 @@ def test_sign_in_page(roles_server: Server) -> None:
     assert 429 in statuses and statuses[0] == 401  # guessing is slowed down per address
 
 
+@pytest.mark.e2e
 def test_ui_rate_limit_per_client(trained_data_dir: Path, tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     shutil.copytree(trained_data_dir, data_dir)
@@ -446,6 +447,7 @@ def hugging_face_session_cookie(username: str) -> dict[str, str]:
     return {"session": signer.sign(data).decode()}
 
 
+@pytest.mark.e2e
 def test_hugging_face_sign_in_on_a_space(trained_data_dir: Path, tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     shutil.copytree(trained_data_dir, data_dir)

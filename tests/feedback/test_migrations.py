@@ -30,6 +30,8 @@ from feedback.settings import Settings, load_settings, settings_env
 from feedback.tables import Base, UTCDateTime
 from tests.conftest import ENV_SETTINGS, ROOT
 
+# Every test starts from an empty database, not conftest's migrated copy.
+EMPTY_DATABASE = True
 SAMPLE_REVISION = "5a3p1e000001"
 SAMPLE = '''"""Sample: predictions.priority, a nullable column."""
 
@@ -304,6 +306,7 @@ def test_db_current_and_upgrade(settings: Settings, monkeypatch: pytest.MonkeyPa
     assert "is up to date" in capsys.readouterr().out
 
 
+@pytest.mark.db
 def test_db_upgrade_as_an_operator_runs_it(tmp_path: Path) -> None:
     """`python -m classifier db upgrade` in a process of its own, on an empty SQLite folder."""
     env = {k: v for k, v in os.environ.items() if k not in ENV_SETTINGS}

@@ -7,7 +7,7 @@ import uuid
 from sqlalchemy import func, select
 
 from classifier.serving.model_cache import routes_to_canary
-from classifier.serving.service import PredictionService
+from classifier.serving.service import PredictionResult, PredictionService
 from classifier.versions import lifecycle
 from dashboards.comparison import compare_live_and_canary
 from feedback.db import session_scope
@@ -16,6 +16,7 @@ from feedback.tables import Prediction
 from tests.conftest import SmallModel, install_model
 
 REQUESTS = 2000
+CHUNK = 250
 
 
 def test_routing_share_is_close_and_stable_per_request_id() -> None:
@@ -33,8 +34,11 @@ def test_ten_percent_canary_over_2000_requests(live_settings: Settings,
     install_model(live_settings, small_model, promote=False)
     lifecycle.start_canary(live_settings, 2, 10, actor="test")
     service = PredictionService(live_settings)
-    answered = [service.predict(f"my card payment {i} was declined", source="api")
-                for i in range(REQUESTS)]
+    texts = [f"my card payment {i} was declined" for i in range(REQUESTS)]
+    # Routed one request id at a time as ever, answered and logged a chunk per call and commit.
+    answered = [outcome for start in range(0, REQUESTS, CHUNK)
+                for outcome in service.predict_many(texts[start:start + CHUNK], source="api")]
+    assert all(isinstance(r, PredictionResult) for r in answered)
     canary_share = sum(r.model_version == 2 for r in answered) / REQUESTS
     assert 0.08 <= canary_share <= 0.12
     with session_scope(live_settings) as session:

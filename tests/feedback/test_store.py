@@ -238,12 +238,14 @@ def test_sqlite_is_in_wal_mode_with_foreign_keys(sqlite_settings: Settings) -> N
         raw.close()
 
 
+@pytest.mark.db
 def test_data_folder_is_created(tmp_path: Path) -> None:
     settings = make_settings(tmp_path / "a" / "b" / "c")
     get_engine(settings)
     assert _db_file(settings).is_file()
 
 
+@pytest.mark.db
 def test_data_folder_that_cannot_be_made(tmp_path: Path) -> None:
     (tmp_path / "a-file").write_text("not a folder")
     settings = make_settings(tmp_path / "a-file" / "data")
@@ -279,6 +281,7 @@ def test_locked_database_gives_storage_error_and_no_partial_row(
     assert counts(settings)["predictions"] == 2
 
 
+@pytest.mark.db
 def test_unreachable_database_gives_storage_error(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, UNREACHABLE_URL)
     with pytest.raises(StorageError, match="Cannot open the database: the database is not "
@@ -344,6 +347,7 @@ def test_counts_ignore_other_tables(settings: Settings) -> None:
     assert counts(settings) == {"predictions": 2, "feedback": 0}
 
 
+@pytest.mark.db
 def test_a_database_from_an_older_schema_is_refused_clearly(tmp_path) -> None:
     import sqlite3
 

@@ -19,7 +19,7 @@ from dashboards.monitoring import FIGURE_NAMES, load_monitoring
 from dashboards.queries import LATENCY_EDGES_MS, make_window
 from feedback.db import session_scope
 from feedback.settings import Settings
-from feedback.store import PredictionRecord, log_prediction, record_feedback
+from feedback.store import PredictionRecord, log_predictions, record_feedback
 from feedback.tables import ModelEvent, ModelVersion
 
 NOW = datetime(2025, 1, 15, 12, 7, 30, tzinfo=UTC)  # deliberately not on a bucket edge
@@ -86,23 +86,26 @@ def add_versions(settings: Settings, *numbers: int) -> None:
 
 
 def fill(settings: Settings, rows: list[Row] = ROWS) -> None:
+    """The rows in one INSERT, then their ratings, in one transaction."""
     add_versions(settings, 1, 2)
+    records = []
     for row in rows:
-        request_id = uuid.uuid4().hex
         ok = row.status == "ok"
         scores = {label: 0.0 for label in LABELS} if ok else None
         if ok:
             scores[row.label] = row.confidence  # type: ignore[index]
-        with session_scope(settings) as session:
-            log_prediction(session=session, record=PredictionRecord(
-                request_id=request_id, created_at=row.created_at, source="api",
-                status=row.status, reason=None if ok else f"{row.status}: test",
-                text="message" if row.status != "rejected" else None, text_chars=7,
-                label=row.label, confidence=row.confidence, scores=scores,
-                model_version=row.version, latency_ms=row.latency_ms))
-        if row.verdict:
-            with session_scope(settings) as session:
-                record_feedback(session=session, request_id=request_id, verdict=row.verdict)
+        records.append(PredictionRecord(
+            request_id=uuid.uuid4().hex, created_at=row.created_at, source="api",
+            status=row.status, reason=None if ok else f"{row.status}: test",
+            text="message" if row.status != "rejected" else None, text_chars=7,
+            label=row.label, confidence=row.confidence, scores=scores,
+            model_version=row.version, latency_ms=row.latency_ms))
+    with session_scope(settings) as session:
+        log_predictions(session=session, records=records)
+        for row, record in zip(rows, records, strict=True):
+            if row.verdict:
+                record_feedback(session=session, request_id=record.request_id,
+                                verdict=row.verdict)
 
 
 @pytest.fixture

@@ -20,8 +20,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import ENV_SETTINGS, ROOT, launch_server, start_server, stop_server, wait_until
-from test_browser import TIMEOUT_MS
+from conftest import (
+    BROWSER_TIMEOUT_MS,
+    ENV_SETTINGS,
+    ROOT,
+    launch_server,
+    start_server,
+    stop_server,
+    wait_until,
+)
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 expect = playwright_sync.expect
@@ -83,7 +90,7 @@ def open_pages(browser, url: str) -> dict[str, object]:  # type: ignore[no-untyp
     pages = {}
     for name, viewport in VIEWPORTS.items():
         page = browser.new_context(viewport=viewport).new_page()
-        page.set_default_timeout(TIMEOUT_MS)
+        page.set_default_timeout(BROWSER_TIMEOUT_MS)
         page.goto(url, wait_until="domcontentloaded")
         pages[name] = page
     return pages
@@ -119,6 +126,7 @@ def check_classify_unlocks(pages: dict[str, object]) -> None:
             "#result [data-testid='label-output-value']")).to_have_text("billing")
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 @pytest.mark.browser
 def test_first_start_trains_the_default_model(

@@ -131,6 +131,7 @@ def test_dockerfile_bakes_before_the_volume_and_holds_no_secret(
     assert {".git", ".venv/", "data/", ".env", "**/__pycache__/", "tests/"} <= set(ignored)
 
 
+@pytest.mark.e2e
 def test_dockerfile_cmd_serves_and_its_healthcheck_passes(
         dockerfile: list[Instruction], trained_data_dir: Path, tmp_path: Path) -> None:
     """The image's CMD with the image's ENV (a copy of a trained DATA_DIR and a free port

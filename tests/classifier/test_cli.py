@@ -53,8 +53,9 @@ def test_models_on_an_empty_database(cli_env: Settings,
     assert models_json(capsys) == []
 
 
-@pytest.mark.parametrize(("option", "model"), [([], "tfidf+minilm"),
-                                               (["--model", "tfidf"], "tfidf")])
+@pytest.mark.parametrize(("option", "model"), [
+    pytest.param([], "tfidf+minilm", marks=pytest.mark.slow),  # encodes with MiniLM
+    (["--model", "tfidf"], "tfidf")])
 def test_train(sqlite_settings: Settings, monkeypatch: pytest.MonkeyPatch, small_csv: Path,
                capsys: pytest.CaptureFixture[str], option: list[str], model: str) -> None:
     monkeypatch.setenv("DATA_DIR", str(sqlite_settings.data_dir))
@@ -147,6 +148,7 @@ def test_malformed_setting_is_one_line(cli_env: Settings, monkeypatch: pytest.Mo
                           r"Setting MAX_TEXT_CHARS='lots' is not a whole number")
 
 
+@pytest.mark.db
 def test_unreachable_database_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("DATA_DIR", str(tmp_path))

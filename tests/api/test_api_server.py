@@ -242,6 +242,7 @@ def test_the_log_never_shows_a_key(server: Server, http: httpx.Client) -> None:
         assert secret not in log
 
 
+@pytest.mark.e2e
 def test_public_host_without_keys_refuses_the_api(trained_data_dir: Path,
                                                   tmp_path: Path) -> None:
     shutil.copytree(trained_data_dir, tmp_path / "data")

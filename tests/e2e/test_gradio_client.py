@@ -1,5 +1,5 @@
-"""End to end through Gradio's own client: `python app.py` runs as a subprocess (the `server`
-fixture) and every call is checked against the row it leaves in the SQLite prediction log."""
+"""End to end through Gradio's own client: `python app.py` runs as a subprocess (one for the
+module) and every call is checked against the rows it leaves in the SQLite prediction log."""
 
 from __future__ import annotations
 
@@ -36,6 +36,12 @@ def prediction_by_request(data_dir: Path, request_id: str) -> Prediction:
     rows = [r for r in read_predictions(data_dir) if r.request_id == request_id]
     assert len(rows) == 1, f"expected one row for request {request_id}, found {len(rows)}"
     return rows[0]
+
+
+@pytest.fixture(scope="module")
+def server(module_server: Server) -> Server:
+    """One app for the module's tests (each reads only the rows its own calls left)."""
+    return module_server
 
 
 @pytest.fixture
@@ -86,6 +92,7 @@ BAD_INPUTS = [
 
 def test_bad_inputs_raise_app_error_and_are_logged_as_rejected(server: Server,
                                                                 client: Client) -> None:
+    earlier = {r.id for r in read_predictions(server.data_dir)}  # other tests' calls
     for message, _code, words in BAD_INPUTS:
         with pytest.raises(AppError) as caught:
             client.predict(message, api_name="/classify")
@@ -96,7 +103,7 @@ def test_bad_inputs_raise_app_error_and_are_logged_as_rejected(server: Server,
 
     live_version = httpx.get(f"{server.url}/api/v1/health", timeout=TIMEOUT).json()[
         "model_version"]
-    rows = read_predictions(server.data_dir)
+    rows = [r for r in read_predictions(server.data_dir) if r.id not in earlier]
     assert [r.status for r in rows] == ["rejected"] * len(BAD_INPUTS)
     for row, (message, code, _words) in zip(rows, BAD_INPUTS, strict=True):
         assert row.source == "ui"

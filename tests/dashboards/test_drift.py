@@ -23,6 +23,8 @@ TEST_TEXTS = [row["text"] for row in csv.DictReader(
     (ROOT / "classifier/data/test.csv").open(encoding="utf-8"))]
 
 
+# Both replay tests need trained_data_dir, a TF-IDF model trained on all of Banking77 by the
+# first-start path: slow on its own, free in a full run, where the e2e tests build it anyway.
 @pytest.fixture
 def default_settings(trained_data_dir: Path, tmp_path: Path) -> Settings:
     shutil.copytree(trained_data_dir, tmp_path / "data")
@@ -39,16 +41,15 @@ def opened_or_resolved(settings: Settings) -> dict[str, str]:
     return {c.rule: c.change for c in changes}
 
 
+@pytest.mark.slow
 def test_replay_in_domain_then_other_domain_then_back(default_settings: Settings) -> None:
     service = PredictionService(default_settings)
-    for text in TEST_TEXTS:  # in file order, as a replay would send them
-        service.predict(text, source="batch")
+    service.predict_many(TEST_TEXTS, source="batch")  # in file order, as a replay sends them
     report = drift_now(default_settings)
     assert report.status != DRIFT, report
     assert "drift" not in opened_or_resolved(default_settings)
 
-    for text in OFF_DOMAIN:
-        service.predict(text, source="batch")
+    service.predict_many(OFF_DOMAIN, source="batch")
     report = drift_now(default_settings)
     assert report.status == DRIFT
     assert any("unknown words" in r for r in report.reasons)
@@ -57,16 +58,15 @@ def test_replay_in_domain_then_other_domain_then_back(default_settings: Settings
 
     shuffled = TEST_TEXTS[:]
     random.Random(1).shuffle(shuffled)
-    for text in shuffled[:default_settings.drift_window_requests]:
-        service.predict(text, source="batch")
+    service.predict_many(shuffled[:default_settings.drift_window_requests], source="batch")
     assert drift_now(default_settings).status == OK
     assert opened_or_resolved(default_settings)["drift"] == "resolved"
 
 
+@pytest.mark.slow
 def test_quiet_traffic_is_not_judged(default_settings: Settings) -> None:
     service = PredictionService(default_settings)
-    for text in OFF_DOMAIN[:50]:
-        service.predict(text, source="batch")
+    service.predict_many(OFF_DOMAIN[:50], source="batch")
     report = drift_now(default_settings)
     assert report.status == OK and not report.judged
     assert "not enough traffic" in report.reasons[0]

@@ -24,7 +24,7 @@ from feedback.settings import Settings
 from feedback.store import PredictionRecord, log_prediction, record_feedback
 from feedback.tables import utc_now
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def add_rows(settings: Settings, n: int, *, status: str = "ok", latency: float = 3.0,

@@ -17,6 +17,12 @@ pytestmark = pytest.mark.browser
 VIEWPORTS = {"desktop": {"width": 1366, "height": 900}, "phone": {"width": 390, "height": 844}}
 
 
+@pytest.fixture(scope="module")
+def server(module_server: Server) -> Server:
+    """One app for both screens: the test reads the page, not the database."""
+    return module_server
+
+
 @pytest.fixture(params=list(VIEWPORTS))
 def page(browser, server: Server,  # type: ignore[no-untyped-def]  # noqa: F811
          request: pytest.FixtureRequest) -> Iterator[Page]:

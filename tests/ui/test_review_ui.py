@@ -1,5 +1,5 @@
 """The Review tab in a real browser: a signed-in reviewer picks a thumbs-down message from the
-queue list, accepts it, corrects another (the keys: tests/test_review_workbench.py);
+queue list, accepts it, corrects another (the keys: tests/ui/test_review_workbench.py);
 retraining needs an admin, who signs in with the admin token, retrains and reads the reports.
 Every write records the person."""
 
@@ -14,6 +14,7 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
+from test_browser import TIMEOUT_MS
 
 from feedback.tables import RetrainJob, Review
 from tests.conftest import (
@@ -25,7 +26,6 @@ from tests.conftest import (
     start_server,
     stop_server,
 )
-from tests.test_browser import TIMEOUT_MS
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 Page = playwright_sync.Page

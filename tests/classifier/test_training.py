@@ -308,6 +308,7 @@ def _run_cli(args: list[str], data_dir: Path) -> dict[str, object]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.db
 @pytest.mark.slow
 def test_cli_trains_banking77(tmp_path: Path) -> None:
     """The default model, as the issue's acceptance runs it: at least fine-tuned BERT's 93.7 %
