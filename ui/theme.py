@@ -3,8 +3,8 @@
 Gradio's default orange puts white button text and the selected tab at 2.8:1 and the
 placeholder at 1.9:1; AA asks 4.5:1 for normal text. The primary colour here is the same
 orange two steps darker, and the muted greys one step darker. Gradio switches to the dark
-palette by the browser's prefers-color-scheme, so both palettes are set (tests/ui/test_accessibility.py
-runs axe-core on every tab in both).
+palette by the browser's prefers-color-scheme, so both palettes are set
+(tests/ui/test_accessibility.py runs axe-core on every tab in both).
 """
 
 from __future__ import annotations
