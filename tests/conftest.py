@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, make_url, text
 
 import feedback.db
 from classifier.training.dataset import DEFAULT_TAXONOMY, DEFAULT_TRAIN, load_dataset, load_taxonomy
@@ -90,16 +90,61 @@ def sqlite_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
     return make_settings(data)
 
 
-@pytest.fixture
-def postgres_settings(tmp_path: Path) -> Iterator[Settings]:
-    """A fresh schema on the real PostgreSQL, dropped afterwards."""
-    schema = f"t_{uuid.uuid4().hex[:12]}"
+def _schema_url(schema: str) -> str:
+    separator = "&" if "?" in POSTGRES_URL else "?"
+    return f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(scope="session")
+def migrated_postgres() -> tuple[str, str] | None:
+    """(SQL script, schema name in it) of a schema the app has created and migrated, once
+    per worker (pg_dump of it, data included): a test's fresh schema is then one script
+    instead of every Alembic revision. None without pg_dump: each test migrates."""
+    pg_dump = shutil.which("pg_dump")
+    if pg_dump is None:
+        return None
+    schema = f"tmpl_{uuid.uuid4().hex[:12]}"
     admin = create_engine(POSTGRES_URL)
     with admin.begin() as conn:
         conn.execute(text(f"CREATE SCHEMA {schema}"))
-    separator = "&" if "?" in POSTGRES_URL else "?"
-    url = f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
-    yield make_settings(tmp_path / "data", url)
+    try:
+        feedback.db.get_engine(make_settings(Path(tempfile.mkdtemp()), _schema_url(schema)))
+        dispose_engines()
+        url = make_url(POSTGRES_URL)
+        dumped = subprocess.run(
+            [pg_dump, "-h", url.host or "127.0.0.1", "-p", str(url.port or 5432),
+             "-U", url.username or "postgres", "-d", url.database or "test", "-n", schema,
+             "--inserts", "--no-owner", "--no-privileges"],
+            capture_output=True, text=True, check=True, timeout=60,
+            env={**os.environ, "PGPASSWORD": url.password or ""}).stdout
+        # psql's own commands (\restrict ...) are not SQL
+        dumped = "\n".join(line for line in dumped.splitlines() if not line.startswith("\\"))
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+    return dumped, schema
+
+
+@pytest.fixture
+def postgres_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
+    """A fresh schema on the real PostgreSQL, dropped afterwards. For db-tier tests a
+    replay of `migrated_postgres` (like sqlite_settings' copy); for the others, and modules
+    that set EMPTY_DATABASE = True, an empty schema the app migrates on first use."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    migrated = (request.getfixturevalue("migrated_postgres")
+                if request.node.get_closest_marker("db") is not None
+                and not getattr(request.module, "EMPTY_DATABASE", False) else None)
+    admin = create_engine(POSTGRES_URL)
+    with admin.begin() as conn:
+        if migrated is None:
+            conn.execute(text(f"CREATE SCHEMA {schema}"))
+        else:
+            script, template = migrated
+            # the driver's own cursor: no parameters, so a % in the script stays a %
+            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            cursor.execute(script.replace(template, schema))
+    yield make_settings(tmp_path / "data", _schema_url(schema))
     dispose_engines()
     with admin.begin() as conn:
         conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
