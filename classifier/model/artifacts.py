@@ -2,15 +2,26 @@
 
 Loading refuses bytes whose sha256 does not match the registry and any object type outside
 a short allowlist, so a tampered or foreign file is rejected before it can serve.
+
+The vectorisers' vocabularies (tens of thousands of n-grams) are stored as one array of
+terms each, in index order, instead of a dict: skops writes a dict entry by entry into its
+JSON schema, which made saving a Banking77 model take seconds and loading it (every start,
+gate, canary and rollback) several more. Loading turns the array back into the dict;
+files written before this still load as they are.
 """
 
 from __future__ import annotations
 
 import hashlib
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
+import numpy as np
 import skops.io as sio
-from sklearn.pipeline import Pipeline
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.pipeline import FeatureUnion, Pipeline
 
 from feedback.errors import SupportTriageError
 
@@ -30,9 +41,46 @@ def sha256_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _vectorizers(model: Any) -> Iterator[TfidfVectorizer]:
+    steps = model.steps if isinstance(model, Pipeline) else []
+    for _, step in steps:
+        if isinstance(step, FeatureUnion):
+            for _, block in step.transformer_list:
+                if isinstance(block, TfidfVectorizer):
+                    yield block
+
+
+@contextmanager
+def _vocabularies_as_arrays(pipeline: Pipeline) -> Iterator[None]:
+    """While saving: each fitted vocabulary as an array of its terms in index order."""
+    saved = []
+    for vectorizer in _vectorizers(pipeline):
+        vocabulary = getattr(vectorizer, "vocabulary_", None)
+        if isinstance(vocabulary, dict):
+            terms = np.empty(len(vocabulary), dtype=object)
+            for term, index in vocabulary.items():
+                terms[index] = term
+            saved.append((vectorizer, vocabulary))
+            vectorizer.vocabulary_ = terms.astype(str)
+    try:
+        yield
+    finally:
+        for vectorizer, vocabulary in saved:
+            vectorizer.vocabulary_ = vocabulary
+
+
+def _vocabularies_as_dicts(pipeline: Pipeline) -> None:
+    for vectorizer in _vectorizers(pipeline):
+        terms = getattr(vectorizer, "vocabulary_", None)
+        if isinstance(terms, np.ndarray):
+            vectorizer.vocabulary_ = {str(term): i for i, term in enumerate(terms.tolist())}
+
+
 def dump_model(pipeline: Pipeline) -> bytes:
-    """Serialise a fitted pipeline to compressed skops bytes."""
-    return sio.dumps(pipeline, compression=zipfile.ZIP_DEFLATED)
+    """Serialise a fitted pipeline to compressed skops bytes (the pipeline is unchanged
+    afterwards; it must not be predicting in another thread meanwhile)."""
+    with _vocabularies_as_arrays(pipeline):
+        return sio.dumps(pipeline, compression=zipfile.ZIP_DEFLATED)
 
 
 def load_model(data: bytes, *, expected_sha256: str, name: str = "model") -> Pipeline:
@@ -61,4 +109,5 @@ def load_model(data: bytes, *, expected_sha256: str, name: str = "model") -> Pip
         ) from exc
     if not isinstance(model, Pipeline) or not hasattr(model, "predict_proba"):
         raise ArtifactError(f"{name}: artifact is a {type(model).__name__}, not a classifier")
+    _vocabularies_as_dicts(model)
     return model
