@@ -59,8 +59,16 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     dispose_engines()
 
 
+# The readiness gate's latency limit (GATE_MAX_P95_MS, 50 ms) for every model the tests
+# train or serve: two workers, servers and Chromium share two cores, and one slow timing
+# sample must not fail a test about something else. The limit itself is tested with its own
+# values (test_lifecycle's strict gate, test_gate_*), which override this.
+TEST_GATE_MAX_P95_MS = 1000.0
+
+
 def make_settings(tmp_path: Path, database_url: str = "", **overrides: object) -> Settings:
-    base = dataclasses.replace(load_settings(), data_dir=tmp_path, database_url=database_url)
+    base = dataclasses.replace(load_settings(), data_dir=tmp_path, database_url=database_url,
+                               gate_max_p95_ms=TEST_GATE_MAX_P95_MS)
     return dataclasses.replace(base, **overrides)
 
 
@@ -276,7 +284,8 @@ def launch_server(data_dir: Path, log_path: Path, extra_env: dict[str, str] | No
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ENV_SETTINGS}
     env.update({"DATA_DIR": str(data_dir), "GRADIO_SERVER_PORT": str(port),
-                "GRADIO_ANALYTICS_ENABLED": "False", **(extra_env or {})})
+                "GRADIO_ANALYTICS_ENABLED": "False",
+                "GATE_MAX_P95_MS": str(TEST_GATE_MAX_P95_MS), **(extra_env or {})})
     log_file = log_path.open("wb")
     process = subprocess.Popen(command or [sys.executable, "app.py"], cwd=ROOT, env=env,
                                stdout=log_file, stderr=subprocess.STDOUT)
