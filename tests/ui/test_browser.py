@@ -2,18 +2,23 @@
 
 Classify a message, rate it (thumbs down, pick the right category, change the rating), see it
 on the Monitoring tab, and check the single feedback row it leaves in the database.
+
+The module's tests share one server (conftest's `module_server`, started once); each test
+counts only what its own clicks added: the rows after the last id it saw before starting.
 """
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from conftest import Server
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 
 from feedback.tables import Feedback, Prediction
@@ -29,6 +34,11 @@ CATEGORIES = ("account", "billing", "cancellation", "general question", "technic
 MESSAGE = "I was charged twice for the same coffee this morning, can you refund one of them?"
 
 
+
+@pytest.fixture
+def server(module_server: Server) -> Server:
+    """The module's one server: its tests run one after another on one worker."""
+    return module_server
 
 
 @pytest.fixture
@@ -63,6 +73,23 @@ def db_session(data_dir: Path) -> Iterator[Session]:
             yield session
     finally:
         engine.dispose()
+
+
+@dataclass(frozen=True)
+class Before:
+    """What the shared server's database held when a test began."""
+
+    last_prediction_id: int
+    statuses: Counter[str]
+    verdicts: Counter[str]
+
+
+def before(data_dir: Path) -> Before:
+    with db_session(data_dir) as session:
+        last = session.scalar(select(func.max(Prediction.id))) or 0
+        statuses = Counter(session.scalars(select(Prediction.status)))
+        verdicts = Counter(session.scalars(select(Feedback.verdict)))
+    return Before(last, statuses, verdicts)
 
 
 def classify(page: Page, message: str) -> tuple[str, str]:
@@ -106,6 +133,7 @@ def confirmation(verb: str, message: str, what: str) -> re.Pattern[str]:
 
 
 def test_classify_rate_correct_and_monitor(page: Page, server: Server) -> None:
+    earlier = before(server.data_dir)
     predicted, request_id = classify(page, MESSAGE)
     others = [c for c in CATEGORIES if c != predicted]
     first_choice, last_choice = others[0], others[1]
@@ -130,12 +158,15 @@ def test_classify_rate_correct_and_monitor(page: Page, server: Server) -> None:
     expect(rating_saved(page)).to_contain_text(
         confirmation("changed", MESSAGE, f"wrong, correct category: {last_choice}"))
 
-    # The Monitoring tab loads on open and counts the one request and its rating.
+    # The Monitoring tab loads on open and counts the one request and its rating (on top of
+    # what the module's earlier tests left).
     page.get_by_role("tab", name="Monitoring").click()
     summary = page.locator("#monitoring-summary")
-    expect(summary).to_contain_text(re.compile(r"Last 24 hours: 1 requests?\b"))
-    expect(summary).to_contain_text("1 answered")
-    expect(summary).to_contain_text("0 up / 1 down")
+    total = earlier.statuses.total() + 1
+    expect(summary).to_contain_text(re.compile(rf"Last 24 hours: {total} requests?\b"))
+    expect(summary).to_contain_text(f"{earlier.statuses['ok'] + 1} answered")
+    expect(summary).to_contain_text(
+        f"{earlier.verdicts['up']} up / {earlier.verdicts['down'] + 1} down")
     plot = page.locator("#plot-requests .js-plotly-plot")
     expect(plot).to_be_visible()
     expect(page.locator("#plot-requests svg.main-svg").first).to_be_attached()
@@ -151,7 +182,7 @@ def test_classify_rate_correct_and_monitor(page: Page, server: Server) -> None:
         assert len(rows) == 1
         assert rows[0].verdict == "down"
         assert rows[0].correct_label == last_choice
-        assert session.scalars(select(Feedback)).all() == rows
+        assert session.scalar(select(func.count(Feedback.id))) == earlier.verdicts.total() + 1
 
 
 def test_thumbs_down_again_keeps_the_shown_correction(page: Page, server: Server) -> None:
@@ -182,6 +213,7 @@ def test_thumbs_down_again_keeps_the_shown_correction(page: Page, server: Server
 
 
 def test_whitespace_shows_error_and_no_result(page: Page, server: Server) -> None:
+    earlier = before(server.data_dir)
     toast = page.locator("[data-testid='toast-body']")
     request_id = page.locator("#request-id textarea, #request-id input").first
     page.locator("#message textarea").fill("   \n  ")
@@ -207,7 +239,9 @@ def test_whitespace_shows_error_and_no_result(page: Page, server: Server) -> Non
     expect(page.locator("#thumbs-down")).to_be_hidden()
 
     with db_session(server.data_dir) as session:
-        statuses = [p.status for p in session.scalars(select(Prediction).order_by(Prediction.id))]
+        statuses = [p.status for p in session.scalars(
+            select(Prediction).where(Prediction.id > earlier.last_prediction_id)
+            .order_by(Prediction.id))]
     assert statuses == ["rejected", "ok", "rejected"]
 
 
@@ -232,6 +266,7 @@ def pick_first_correction(page: Page) -> tuple[list[str], str]:
 def test_a_rating_belongs_to_the_message_on_screen(page: Page, server: Server) -> None:
     """Issue 9: classify A and rate it; paste B: A's answer and the rating go; classify B
     (Ctrl+Enter) and correct it: the row is B's, and B's own answer is not offered."""
+    earlier = before(server.data_dir)
     first_label, first_id = classify(page, MESSAGE)
     page.locator("#thumbs-up").click()
     expect(rating_saved(page)).to_contain_text(confirmation("saved", MESSAGE, "right"))
@@ -262,7 +297,8 @@ def test_a_rating_belongs_to_the_message_on_screen(page: Page, server: Server) -
 
     with db_session(server.data_dir) as session:
         ratings = {p.request_id: (f.verdict, f.correct_label) for f, p in session.execute(
-            select(Feedback, Prediction).join(Prediction,
-                                              Prediction.id == Feedback.prediction_id))}
+            select(Feedback, Prediction)
+            .join(Prediction, Prediction.id == Feedback.prediction_id)
+            .where(Prediction.id > earlier.last_prediction_id))}
     assert ratings == {first_id: ("up", None), second_id: ("down", picked)}
     assert first_label in CATEGORIES
