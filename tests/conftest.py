@@ -258,6 +258,15 @@ def built_once(tmp_path_factory: pytest.TempPathFactory, name: str,
     return folder
 
 
+def app_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    """The environment of an app or CLI process a test starts: none of the developer's
+    settings, `data_dir` as DATA_DIR, the tests' gate latency limit, then `extra`."""
+    env = {k: v for k, v in os.environ.items() if k not in ENV_SETTINGS}
+    env.update({"DATA_DIR": str(data_dir), "GATE_MAX_P95_MS": str(TEST_GATE_MAX_P95_MS),
+                **extra})
+    return env
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -282,10 +291,8 @@ def launch_server(data_dir: Path, log_path: Path, extra_env: dict[str, str] | No
         pytest.fail(f"a {_running.tier} test starts a server: list its fixture in "
                     "E2E_FIXTURES or mark it e2e (tests/conftest.py)", pytrace=False)
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ENV_SETTINGS}
-    env.update({"DATA_DIR": str(data_dir), "GRADIO_SERVER_PORT": str(port),
-                "GRADIO_ANALYTICS_ENABLED": "False",
-                "GATE_MAX_P95_MS": str(TEST_GATE_MAX_P95_MS), **(extra_env or {})})
+    env = app_env(data_dir, GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False",
+                  **(extra_env or {}))
     log_file = log_path.open("wb")
     process = subprocess.Popen(command or [sys.executable, "app.py"], cwd=ROOT, env=env,
                                stdout=log_file, stderr=subprocess.STDOUT)
@@ -327,8 +334,7 @@ def stop_server(server: Server) -> None:
 def add_account(data_dir: Path, name: str, role: str, password: str,
                 database_url: str = "") -> None:
     """Create a local account the way an operator does: `python -m classifier users add`."""
-    env = {k: v for k, v in os.environ.items() if k not in ENV_SETTINGS}
-    env.update({"DATA_DIR": str(data_dir), "DATABASE_URL": database_url})
+    env = app_env(data_dir, DATABASE_URL=database_url)
     done = subprocess.run([sys.executable, "-m", "classifier", "users", "add", name, "--role",
                            role, "--password-stdin"], cwd=ROOT, input=password + "\n",
                           env=env, capture_output=True, text=True, timeout=60)

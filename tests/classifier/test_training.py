@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import os
 import random
 import subprocess
 import sys
@@ -31,7 +30,7 @@ from feedback.db import session_scope
 from feedback.errors import InvalidInputError
 from feedback.settings import Settings
 from feedback.tables import ModelEvent
-from tests.conftest import ENV_SETTINGS, ROOT, SMALL_MODEL
+from tests.conftest import ROOT, SMALL_MODEL, app_env
 
 CATEGORIES = ["account", "billing", "cancellation", "general question", "technical issue"]
 
@@ -329,9 +328,8 @@ def test_ece_bins_are_equal_width() -> None:
 
 
 def _run_cli(args: list[str], data_dir: Path) -> dict[str, object]:
-    env = {k: v for k, v in os.environ.items() if k not in ENV_SETTINGS}
-    env["DATA_DIR"] = str(data_dir)
-    out = subprocess.run([sys.executable, "-m", "classifier", *args], cwd=ROOT, env=env,
+    out = subprocess.run([sys.executable, "-m", "classifier", *args], cwd=ROOT,
+                         env=app_env(data_dir),
                          capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr
     assert "Traceback" not in out.stderr

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -35,7 +34,7 @@ from classifier.review.retrain import is_held_back
 from classifier.versions import registry
 from feedback.db import dispose_engines, session_scope
 from feedback.review_store import get_feedback_dataset
-from tests.conftest import ENV_SETTINGS, ROOT, Server, make_settings, start_server, stop_server
+from tests.conftest import ROOT, Server, app_env, make_settings, start_server, stop_server
 from tests.feedback_loop_support import slice_rows
 
 pytestmark = pytest.mark.slow
@@ -61,12 +60,8 @@ def app_server(trained_data_dir: Path, tmp_path: Path) -> Iterator[Server]:
 
 
 def cli(server: Server, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ENV_SETTINGS}
-    env["DATA_DIR"] = str(server.data_dir)
-    # The gate's latency limit has tests of its own; here other tests share the cores, and a
-    # slow timing sample must not stop the loop this test is about.
-    env["GATE_MAX_P95_MS"] = "1000"
-    return subprocess.run([sys.executable, "-m", "classifier", *args], cwd=ROOT, env=env,
+    return subprocess.run([sys.executable, "-m", "classifier", *args], cwd=ROOT,
+                          env=app_env(server.data_dir),
                           capture_output=True, text=True, timeout=CLI_TIMEOUT_S)
 
 

@@ -10,7 +10,6 @@ both past the readiness gate's latency limit on two cores."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -22,8 +21,8 @@ import httpx
 import pytest
 from conftest import (
     BROWSER_TIMEOUT_MS,
-    ENV_SETTINGS,
     ROOT,
+    app_env,
     launch_server,
     make_settings,
     start_server,
@@ -81,10 +80,9 @@ class HealthWatcher(threading.Thread):
 
 
 def models_json(data_dir: Path) -> list[dict[str, object]]:
-    env = {k: v for k, v in os.environ.items() if k not in ENV_SETTINGS}
-    env["DATA_DIR"] = str(data_dir)
     out = subprocess.run([sys.executable, "-m", "classifier", "models", "--json"], cwd=ROOT,
-                         env=env, capture_output=True, text=True, timeout=120, check=False)
+                         env=app_env(data_dir), capture_output=True, text=True, timeout=120,
+                         check=False)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout.strip().splitlines()[-1])
 

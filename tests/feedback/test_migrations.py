@@ -6,7 +6,6 @@ rows, a revision adds and drops a column, older schemas are upgraded or refused,
 from __future__ import annotations
 
 import dataclasses
-import os
 import shutil
 import subprocess
 import sys
@@ -28,7 +27,7 @@ from feedback.db import dispose_engines, get_engine, open_engine
 from feedback.errors import StorageError
 from feedback.settings import Settings, load_settings, settings_env
 from feedback.tables import Base, UTCDateTime
-from tests.conftest import ENV_SETTINGS, ROOT
+from tests.conftest import ROOT, app_env
 
 # Every test starts from an empty database, not conftest's migrated copy.
 EMPTY_DATABASE = True
@@ -309,9 +308,8 @@ def test_db_current_and_upgrade(settings: Settings, monkeypatch: pytest.MonkeyPa
 @pytest.mark.db
 def test_db_upgrade_as_an_operator_runs_it(tmp_path: Path) -> None:
     """`python -m classifier db upgrade` in a process of its own, on an empty SQLite folder."""
-    env = {k: v for k, v in os.environ.items() if k not in ENV_SETTINGS}
-    env["DATA_DIR"] = str(tmp_path / "data")
     done = subprocess.run([sys.executable, "-m", "classifier", "db", "upgrade"], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=60)
+                          env=app_env(tmp_path / "data"), capture_output=True, text=True,
+                          timeout=60)
     assert done.returncode == 0, done.stderr
     assert f"empty -> {schema.head_revision()}" in done.stdout
