@@ -54,7 +54,7 @@ def _email_pieces(value: str) -> set[str]:
     return {p for p in re.split(r"[\W_]+", plain) if len(p) >= MIN_LEAK_CHARS}
 
 
-def leaks(value: str, kind: str, text: str) -> list[str]:
+def leaks(value: str, kind: str, text: str, *, digits_only: bool = False) -> list[str]:
     """The pieces of the PII `value` (of corpus `kind`) still present in `text`.
 
     * phone, card, iban: every run of 4+ consecutive digits of the value's digit string
@@ -63,6 +63,9 @@ def leaks(value: str, kind: str, text: str) -> list[str]:
     * iban also: every run of 4+ characters of the compact value after the country code
       found in the compact text, case-insensitive;
     * email: every local-part or domain-label piece of 4+ characters, case-insensitive.
+
+    `digits_only` keeps the digit check alone, for text not tied to one message (a log line
+    about many requests), where an IBAN's bank code "WEST" would match every "newest".
 
     Placeholders are ignored ("[EMAIL]" does not leak a "mail" label). Keep the words of a
     test sentence distinct from the value's pieces, or they count as leaks.
@@ -76,7 +79,7 @@ def leaks(value: str, kind: str, text: str) -> list[str]:
         digits = "".join(_number_chunks(value))
         chunks = _number_chunks(text)
         found |= {w for w in _windows(digits) if any(w in chunk for chunk in chunks)}
-        if kind == "iban":
+        if kind == "iban" and not digits_only:
             compact = "".join(_alnum_chunks(value))
             compact = compact.removeprefix("IBAN")[2:]
             chunks = _alnum_chunks(text)

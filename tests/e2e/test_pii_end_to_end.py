@@ -94,7 +94,7 @@ def find_leaks(where: str, text: str) -> dict[str, list[str]]:
     for index, entry in enumerate(corpus()):
         pieces = leaks(entry["value"], entry["kind"], "\n".join(tagged.get(tag(index), [])))
         if entry["kind"] != "email":
-            pieces += leaks(entry["value"], entry["kind"], rest)
+            pieces += leaks(entry["value"], entry["kind"], rest, digits_only=True)
         if pieces:
             found[f"{where}: {entry['value']}"] = sorted(set(pieces))
     return found
