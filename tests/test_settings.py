@@ -194,6 +194,7 @@ def _clean_env(tmp_path: Path, **settings: str) -> dict[str, str]:
     return {**env, "DATA_DIR": str(tmp_path), **settings}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", [
     ["app.py"], ["-m", "classifier", "settings"], ["-m", "dashboards", "check"]])
 def test_a_bad_setting_stops_the_program_with_one_line_and_status_2(

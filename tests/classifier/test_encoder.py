@@ -141,6 +141,7 @@ def test_one_message_path_matches_the_pipeline(model: str) -> None:
         assert list(intents) == list(intents_alone)
 
 
+@pytest.mark.slow
 def test_onnxruntime_telemetry_stays_off(tmp_path: Path) -> None:
     """onnxruntime 1.32 starts a telemetry client unless told not to; when it runs it leaves
     a session file in TMPDIR. Loading and running the encoder in a fresh process must not."""

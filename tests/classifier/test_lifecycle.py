@@ -181,6 +181,7 @@ def test_the_first_versions_checklist_stays_true_once_it_serves(small_model: Sma
     assert "no live version yet" not in text
 
 
+@pytest.mark.slow
 def test_corrupted_artifact_is_refused_by_sha256(two_versions: Settings) -> None:
     with session_scope(two_versions) as session:
         data, _ = registry.read_artifact(session=session, version=2)
@@ -193,6 +194,7 @@ def test_corrupted_artifact_is_refused_by_sha256(two_versions: Settings) -> None
     assert not report.passed and any("sha256" in c.detail for c in artifact)
 
 
+@pytest.mark.slow
 def test_shuffled_labels_candidate_is_stopped_by_the_gate(live_sqlite_settings: Settings,
                                                           small_csv: Path,
                                                           tmp_path: Path) -> None:
@@ -226,6 +228,7 @@ def test_admin_token_is_required_for_ui_actions(sqlite_settings: Settings) -> No
     lifecycle.authorize(armed, "s3cret")
 
 
+@pytest.mark.slow
 def test_a_candidate_slower_than_the_limit_is_stopped_by_the_latency_check(
         live_sqlite_settings: Settings, small_model: SmallModel) -> None:
     version = install_model(live_sqlite_settings, small_model, promote=False)

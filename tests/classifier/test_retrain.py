@@ -48,6 +48,7 @@ def snapshot(settings: Settings) -> tuple[registry.DeploymentState, list[tuple[i
     return state, versions
 
 
+@pytest.mark.slow
 def test_retrain_stores_reports_side_by_side_and_starts_a_canary(
         live_settings: Settings, small_csv: Path, small_holdout_csv: Path) -> None:  # noqa: F811
     add_reviewed_feedback(live_settings)
@@ -141,6 +142,7 @@ def test_a_failed_retrain_changes_nothing_that_serves(
         assert versions == before_versions and job.version is None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("started_by", "replaced"), [("alice", False), ("retrain:ui", True)])
 def test_an_existing_canary_is_replaced_only_if_a_retrain_started_it(
         live_sqlite_settings: Settings, small_model: SmallModel, small_csv: Path,
@@ -178,6 +180,7 @@ def test_one_retrain_at_a_time_and_dead_jobs_expire(live_sqlite_settings: Settin
     assert retrain.create_job(settings, actor="cli").id == job.id + 1
 
 
+@pytest.mark.slow
 def test_background_retrain_runs_in_its_own_process(
         live_sqlite_settings: Settings, small_csv: Path,
         small_holdout_csv: Path) -> None:  # noqa: F811

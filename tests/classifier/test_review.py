@@ -280,6 +280,7 @@ def test_discarded_and_unreviewed_feedback_never_reach_the_dataset(
     assert stored == texts["train"]
 
 
+@pytest.mark.slow
 def test_discarded_and_unreviewed_feedback_never_reach_retraining(
         live_sqlite_settings: Settings, small_csv: Path, small_holdout_csv: Path,  # noqa: F811
         monkeypatch: pytest.MonkeyPatch) -> None:

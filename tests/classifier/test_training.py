@@ -45,6 +45,7 @@ def artifact(settings: Settings, version: int) -> tuple[bytes, str]:
         return registry.read_artifact(session=session, version=version)
 
 
+@pytest.mark.slow
 def test_versions_are_numbered_never_overwritten_and_promoted(live_settings: Settings,
                                                               small_csv: Path) -> None:
     """Version 1 (the small model, installed live by the fixture) stays as it was when
@@ -119,6 +120,7 @@ def test_report_fingerprint_params_and_library_versions(live_settings: Settings,
     assert info.taxonomy is None
 
 
+@pytest.mark.slow
 def test_explicit_test_data_taxonomy_and_params(sqlite_settings: Settings, small_csv: Path,
                                                 tmp_path: Path) -> None:
     data = load_dataset(small_csv)
@@ -478,6 +480,7 @@ def fine_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_taxonomy_trains_on_intents_and_reports_both_levels(sqlite_settings: Settings,
                                                             fine_csv: Path) -> None:
     result = train_version(data=load_dataset(fine_csv), test=None, settings=sqlite_settings,

@@ -305,6 +305,7 @@ def test_db_current_and_upgrade(settings: Settings, monkeypatch: pytest.MonkeyPa
     assert "is up to date" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 @pytest.mark.db
 def test_db_upgrade_as_an_operator_runs_it(tmp_path: Path) -> None:
     """`python -m classifier db upgrade` in a process of its own, on an empty SQLite folder."""
