@@ -53,9 +53,9 @@ def test_models_on_an_empty_database(cli_env: Settings,
     assert models_json(capsys) == []
 
 
-@pytest.mark.parametrize(("option", "model"), [
-    pytest.param([], "tfidf+minilm", marks=pytest.mark.slow),  # encodes with MiniLM
-    (["--model", "tfidf"], "tfidf")])
+@pytest.mark.slow  # trains and gates a model (the first one encodes with MiniLM)
+@pytest.mark.parametrize(("option", "model"), [([], "tfidf+minilm"),
+                                               (["--model", "tfidf"], "tfidf")])
 def test_train(sqlite_settings: Settings, monkeypatch: pytest.MonkeyPatch, small_csv: Path,
                capsys: pytest.CaptureFixture[str], option: list[str], model: str) -> None:
     monkeypatch.setenv("DATA_DIR", str(sqlite_settings.data_dir))
