@@ -90,6 +90,16 @@ def _absolute(path: Path) -> Path:
     return path.expanduser().resolve()
 
 
+def _csv_file(env: str) -> AfterValidator:
+    """Empty (the bundled file), or an existing file made absolute: a wrong path stops
+    start-up, not the first retrain someone starts."""
+    def check(value: str) -> str:
+        if value and not Path(value).expanduser().is_file():
+            raise ValueError(f"setting {env}={value!r} is not an existing file")
+        return str(Path(value).expanduser().resolve()) if value else ""
+    return AfterValidator(check)
+
+
 OnOff = Annotated[bool, BeforeValidator(_on_off)]
 AutoOnOff = Annotated[Literal["auto", "1", "0"], BeforeValidator(_auto_on_off)]
 Names = Annotated[tuple[str, ...], BeforeValidator(_names)]
@@ -179,6 +189,12 @@ class Settings:
     feedback_holdout_share: float = setting(
         0.2, "FEEDBACK_HOLDOUT_SHARE", "Share of reviewed feedback held back from retraining to "
         "evaluate on", ge=0, lt=1)
+    retrain_data: Annotated[str, _csv_file("RETRAIN_DATA")] = setting(
+        "", "RETRAIN_DATA", "Base training CSV (text, category) a feedback retrain adds the "
+        "reviewed messages to, from the UI or the CLI; empty: the bundled Banking77 train.csv")
+    retrain_test_data: Annotated[str, _csv_file("RETRAIN_TEST_DATA")] = setting(
+        "", "RETRAIN_TEST_DATA", "Fixed test CSV a retrain scores challenger and live on; "
+        "empty: the bundled Banking77 test.csv")
     admin_token: str = setting(
         "", "ADMIN_TOKEN", "Secret that unlocks lifecycle actions in the UI (user `admin`) and "
         "the REST export; empty disables them", secret=True)

@@ -51,6 +51,18 @@ def test_a_bad_value_is_refused_naming_the_variable_and_what_it_accepts(
         load_settings({env: value})
 
 
+def test_retrain_files_must_exist_and_are_kept_absolute(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(SettingsError, match=r"^Setting RETRAIN_DATA='.*missing\.csv' is not an "
+                                            r"existing file\.$"):
+        load_settings({"RETRAIN_DATA": str(tmp_path / "missing.csv")})
+    (tmp_path / "base.csv").write_text("text,category\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings({"RETRAIN_DATA": "base.csv"})
+    assert settings.retrain_data == str(tmp_path / "base.csv")
+    assert load_settings({}).retrain_data == ""  # the bundled Banking77 train.csv
+
+
 def test_every_bad_variable_is_named_in_one_line() -> None:
     with pytest.raises(SettingsError) as caught:
         load_settings({"PORT": "0", "LOW_CONFIDENCE": "2", "AUTO_PROMOTE": "perhaps"})

@@ -41,12 +41,13 @@ def add_commands(sub: Any) -> None:
     rev.add_argument("--reviewer", default="cli", help="recorded with every imported review")
     retrain = sub.add_parser("retrain", help="train a challenger on the base data plus "
                              "reviewed feedback; gate it and start its canary")
-    retrain.add_argument("--data", default=str(DEFAULT_TRAIN),
+    retrain.add_argument("--data",
                          help="base training CSV (text, category), mapped with the live "
-                              "version's taxonomy (default: Banking77 train)")
-    retrain.add_argument("--test-data", default=str(DEFAULT_TEST),
+                              "version's taxonomy (default: RETRAIN_DATA, else Banking77 "
+                              f"train: {DEFAULT_TRAIN.name})")
+    retrain.add_argument("--test-data",
                          help="frozen holdout CSV both versions are scored on (default: "
-                              "Banking77 test)")
+                              f"RETRAIN_TEST_DATA, else Banking77 test: {DEFAULT_TEST.name})")
     retrain.add_argument("--job", type=int, help=argparse.SUPPRESS)  # the UI's background run
     datasets = sub.add_parser("datasets", help="list the feedback dataset versions")
     datasets.add_argument("--freeze", action="store_true",
@@ -104,7 +105,8 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "retrain":
         lower_priority()  # the app may be serving on this machine
         result = run_retrain(settings, actor="cli", job_id=args.job,
-                             base_data=Path(args.data), holdout_data=Path(args.test_data),
+                             base_data=Path(args.data) if args.data else None,
+                             holdout_data=Path(args.test_data) if args.test_data else None,
                              progress=lambda msg: print(msg, file=sys.stderr, flush=True))
         _print_retrain(result)
         print(json.dumps(result.summary()))

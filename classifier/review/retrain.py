@@ -464,9 +464,12 @@ def _start_canary(settings: Settings, version: int, actor: str) -> tuple[bool, s
 
 def run_retrain(settings: Settings, *, actor: str = "cli",
                 progress: Progress = lambda _msg: None, job_id: int | None = None,
-                base_data: Path = DEFAULT_TRAIN,
-                holdout_data: Path = DEFAULT_TEST) -> RetrainResult:
+                base_data: Path | None = None,
+                holdout_data: Path | None = None) -> RetrainResult:
     """Train, evaluate, register, gate and canary a challenger from reviewed feedback.
+
+    The base data and the fixed test set are `base_data` and `holdout_data` when given,
+    else RETRAIN_DATA and RETRAIN_TEST_DATA, else Banking77's bundled train and test files.
 
     With `job_id`, runs that queued job: the UI queued it (`launch_retrain`), so what it
     does is recorded as "retrain:ui" with the person who queued it. Otherwise creates a job
@@ -486,6 +489,8 @@ def run_retrain(settings: Settings, *, actor: str = "cli",
         if not claimed:
             raise RetrainError(f"Retrain job {job_id} is {job.state}, not queued.")
         by = retrain_actor("ui", job.actor)  # the person, not the child process
+    base_data = base_data or Path(settings.retrain_data or DEFAULT_TRAIN)
+    holdout_data = holdout_data or Path(settings.retrain_test_data or DEFAULT_TEST)
     with Heartbeat(settings, job_id):
         return _run_job(settings, job_id, by=by, progress=progress,
                         base_data=base_data, holdout_data=holdout_data)

@@ -185,11 +185,13 @@ def test_background_retrain_runs_in_its_own_process(
         live_sqlite_settings: Settings, small_csv: Path,
         small_holdout_csv: Path) -> None:  # noqa: F811
     """What the Review tab's button does: a queued job, a child process that reads the
-    parent's settings (here a 20 % canary share), progress rows, and the outcome."""
-    settings = dataclasses.replace(live_sqlite_settings, canary_percent=20)
+    parent's settings (here a 20 % canary share and RETRAIN_DATA / RETRAIN_TEST_DATA: the
+    button names no files), progress rows, and the outcome."""
+    settings = dataclasses.replace(live_sqlite_settings, canary_percent=20,
+                                   retrain_data=str(small_csv),
+                                   retrain_test_data=str(small_holdout_csv))
     add_reviewed_feedback(settings, 40)
-    job = retrain.launch_retrain(settings, actor="alice", base_data=small_csv,
-                                 holdout_data=small_holdout_csv)
+    job = retrain.launch_retrain(settings, actor="alice")
     assert job.state == "queued"
     deadline = time.monotonic() + 600
     seen = set()
@@ -201,6 +203,10 @@ def test_background_retrain_runs_in_its_own_process(
         time.sleep(0.2)
     assert current.state == "succeeded", current.error
     assert "running" in seen and current.summary is not None
+    with small_csv.open(encoding="utf-8") as f:
+        assert current.summary["base_rows"] == sum(1 for _ in f) - 1  # not Banking77's 10,003
+    with small_holdout_csv.open(encoding="utf-8") as f:
+        assert current.summary["frozen_holdout_n"] == sum(1 for _ in f) - 1
     state, _ = snapshot(settings)
     assert (state.canary_version, state.canary_percent) == (current.version, 20)
     # Recorded as started from the UI by the person who pressed the button.

@@ -1,12 +1,13 @@
 """The Review tab in a real browser: a signed-in reviewer picks a thumbs-down message from the
 queue list, accepts it, corrects another (the keys: tests/ui/test_review_workbench.py);
 retraining needs an admin, who signs in with the admin token, retrains and reads the reports.
-Every write records the person."""
+Every write records the person. The live model is the tests' small one and the retrain's base
+and test data are its slices (RETRAIN_DATA, RETRAIN_TEST_DATA): the retrain on all of
+Banking77 is the feedback loop's (tests/e2e/test_feedback_loop.py)."""
 
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,16 +17,21 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 from test_browser import TIMEOUT_MS
 
+from feedback.db import dispose_engines
 from feedback.tables import RetrainJob, Review
 from tests.conftest import (
     CHROMIUM,
     CHROMIUM_ARGS,
     Server,
+    SmallModel,
     add_account,
+    install_model,
+    make_settings,
     sign_in,
     start_server,
     stop_server,
 )
+from tests.feedback_loop_support import small_holdout_csv  # noqa: F401  (fixture)
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 Page = playwright_sync.Page
@@ -49,14 +55,16 @@ MESSAGES = [  # (text, the category a rater gives after a thumbs-down)
 
 
 @pytest.fixture
-def admin_server(trained_data_dir: Path, tmp_path: Path) -> Iterator[Server]:
+def admin_server(small_model: SmallModel, small_csv: Path, small_holdout_csv: Path,  # noqa: F811
+                 tmp_path: Path) -> Iterator[Server]:
     data_dir = tmp_path / "review-data"
-    shutil.copytree(trained_data_dir, data_dir)
+    install_model(make_settings(data_dir), small_model, promote=True)
+    dispose_engines()
     add_account(data_dir, REVIEWER, "reviewer", REVIEWER_PASSWORD)
     running = start_server(data_dir, tmp_path / "server.log",
                            extra_env={"ADMIN_TOKEN": ADMIN, "RATE_LIMIT_PER_MINUTE": "0",
-                                      # the latency gate has its own tests; cores are shared
-                                      "GATE_MAX_P95_MS": "1000"})
+                                      "RETRAIN_DATA": str(small_csv),
+                                      "RETRAIN_TEST_DATA": str(small_holdout_csv)})
     yield running
     stop_server(running)
 
@@ -75,7 +83,7 @@ def rated(admin_server: Server) -> dict[str, str]:
                 "request_id": answer["request_id"], "verdict": "down",
                 "correct_label": category}).status_code == 200
             out[answer["request_id"]] = category
-    assert len(out) >= 3, "the default model got too many of the new messages right"
+    assert len(out) >= 3, "the live model got too many of the new messages right"
     return out
 
 
@@ -102,7 +110,6 @@ def pick(page: Page, request_id: str) -> None:
                                                                        request_id)
 
 
-@pytest.mark.slow  # retrains on all of Banking77
 def test_review_queue_accept_correct_and_retrain(page: Page, rated: dict[str, str],
                                                 admin_server: Server) -> None:
     queue, outcome = page.locator("#review-queue"), page.locator("#review-outcome")
