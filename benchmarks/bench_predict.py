@@ -43,7 +43,7 @@ import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 
 from benchmarks.apphost import running_app  # noqa: E402
-from classifier.model.pipeline import DEFAULT_MODEL, MODELS  # noqa: E402
+from classifier.model.names import DEFAULT_MODEL, MODELS  # noqa: E402
 from classifier.serving.service import PredictionService  # noqa: E402
 from classifier.training.dataset import (  # noqa: E402
     DEFAULT_TAXONOMY,

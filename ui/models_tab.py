@@ -8,7 +8,7 @@ from typing import Any
 import gradio as gr
 import plotly.graph_objects as go
 
-from classifier.model.pipeline import model_name
+from classifier.model.names import model_name
 from classifier.versions import lifecycle
 from classifier.versions.gate import format_checklist
 from classifier.versions.registry import ModelVersionInfo

@@ -12,14 +12,16 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from classifier.review import queue as review
-from classifier.review.retrain import RetrainResult, lower_priority, run_retrain
 from classifier.training.dataset import DEFAULT_TEST, DEFAULT_TRAIN
 from feedback.errors import InvalidInputError
 from feedback.review_store import QUEUE_REASONS
 from feedback.settings import Settings
+
+if TYPE_CHECKING:  # the retrain (scikit-learn) is imported by the command that runs it
+    from classifier.review.retrain import RetrainResult
 
 COMMANDS = frozenset({"review", "retrain", "datasets"})
 
@@ -103,6 +105,8 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "review":
         return _review(args, settings)
     if args.command == "retrain":
+        from classifier.review.retrain import lower_priority, run_retrain
+
         lower_priority()  # the app may be serving on this machine
         result = run_retrain(settings, actor="cli", job_id=args.job,
                              base_data=Path(args.data) if args.data else None,

@@ -9,16 +9,14 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from classifier.cli import database as db_cli
 from classifier.cli import feedback_loop as review_cli
 from classifier.cli import users as users_cli
-from classifier.model.artifacts import load_model
-from classifier.model.pipeline import DEFAULT_MODEL, MODELS, model_name
+from classifier.model.names import DEFAULT_MODEL, MODELS, model_name
 from classifier.training.dataset import DEFAULT_LABEL_COLUMN, load_dataset, load_taxonomy
-from classifier.training.train import TrainingResult, train_version
 from classifier.versions import lifecycle, registry
-from classifier.versions.gate import format_checklist, run_gate
 from classifier.versions.registry import ModelVersionInfo
 from feedback import api_keys
 from feedback.db import session_scope
@@ -26,6 +24,13 @@ from feedback.errors import InvalidInputError, SupportTriageError
 from feedback.export import parse_time, write_export_csv
 from feedback.settings import Settings, describe_settings, load_settings
 from feedback.settings_doc import settings_markdown
+
+if TYPE_CHECKING:
+    from classifier.training.train import TrainingResult
+
+# Training, the gate and model files need scikit-learn (seconds to import on a small
+# machine): the commands that use them import them, so `users`, `keys`, `db`, `models`,
+# `settings` and the rest start without it.
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -128,6 +133,9 @@ def _print_versions(versions: list[ModelVersionInfo]) -> None:
 
 
 def _train(args: argparse.Namespace, settings: Settings) -> int:
+    from classifier.training.train import train_version
+    from classifier.versions.gate import format_checklist
+
     result = train_version(
             data=load_dataset(args.data, text_column=args.text_column,
                               label_column=args.label_column),
@@ -229,6 +237,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     if args.command == "export":
         return _export(args, settings)
     if args.command == "gate":
+        from classifier.versions.gate import format_checklist, run_gate
+
         report = run_gate(settings=settings, version=args.version,
                           allow_label_change=args.allow_label_change, actor="cli")
         with session_scope(settings) as session:
@@ -236,6 +246,8 @@ def run(argv: Sequence[str] | None = None) -> int:
         print(format_checklist(checklist).replace("**", ""))
         return 0 if report.passed else 1
     if args.command == "verify-artifact":
+        from classifier.model.artifacts import load_model
+
         with session_scope(settings) as session:
             data, sha = registry.read_artifact(session=session, version=args.version)
         model = load_model(data, expected_sha256=sha, name=f"version {args.version}")

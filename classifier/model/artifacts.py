@@ -8,6 +8,10 @@ terms each, in index order, instead of a dict: skops writes a dict entry by entr
 JSON schema, which made saving a Banking77 model take seconds and loading it (every start,
 gate, canary and rollback) several more. Loading turns the array back into the dict;
 files written before this still load as they are.
+
+skops and scikit-learn are imported by the functions that write and read files, not with
+this module: the registry only hashes, and `python -m classifier users ...` or `models` should
+not spend seconds importing them.
 """
 
 from __future__ import annotations
@@ -16,14 +20,15 @@ import hashlib
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import skops.io as sio
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.pipeline import FeatureUnion, Pipeline
 
 from feedback.errors import SupportTriageError
+
+if TYPE_CHECKING:  # skops and scikit-learn load when a file is written or read (see below)
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.pipeline import Pipeline
 
 # Types skops does not trust by default but our pipeline is allowed to contain: our own two
 # steps, which hold only labels, numbers and the encoder's name and hashes (never weights).
@@ -42,6 +47,9 @@ def sha256_of(data: bytes) -> str:
 
 
 def _vectorizers(model: Any) -> Iterator[TfidfVectorizer]:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.pipeline import FeatureUnion, Pipeline
+
     steps = model.steps if isinstance(model, Pipeline) else []
     for _, step in steps:
         if isinstance(step, FeatureUnion):
@@ -79,6 +87,8 @@ def _vocabularies_as_dicts(pipeline: Pipeline) -> None:
 def dump_model(pipeline: Pipeline) -> bytes:
     """Serialise a fitted pipeline to compressed skops bytes (the pipeline is unchanged
     afterwards; it must not be predicting in another thread meanwhile)."""
+    import skops.io as sio
+
     with _vocabularies_as_arrays(pipeline):
         return sio.dumps(pipeline, compression=zipfile.ZIP_DEFLATED)
 
@@ -88,6 +98,9 @@ def load_model(data: bytes, *, expected_sha256: str, name: str = "model") -> Pip
 
     Raises ArtifactError naming `name` when any check fails.
     """
+    import skops.io as sio
+    from sklearn.pipeline import Pipeline
+
     actual = sha256_of(data)
     if actual != expected_sha256:
         raise ArtifactError(

@@ -19,15 +19,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion, Pipeline
 
 from classifier.model.features import SentenceEmbedding
+from classifier.model.names import DEFAULT_MODEL, MODELS, check_model
 from classifier.model.rollup import RollupClassifier
-from feedback.errors import InvalidInputError
 
 SEED = 42
-# Model name -> the sentence encoder it adds to the TF-IDF features (None: TF-IDF alone).
-MODELS: dict[str, str | None] = {"tfidf": None, "tfidf+minilm": "minilm"}
-DEFAULT_MODEL = "tfidf+minilm"
-# Versions registered before models had names were all TF-IDF.
-LEGACY_MODEL = "tfidf"
 # Chosen on Banking77's training set; see benchmarks/ and docs/MODELS.md for the measurements.
 # embedding_weight 1.0 scored best of 1, 2 and 3 (94.1 / 93.9 / 93.3 % on the 77 intents).
 DEFAULT_PARAMS: dict[str, Any] = {
@@ -40,18 +35,6 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "C": 30.0,
     "max_iter": 3000,
 }
-
-
-def check_model(name: str) -> str:
-    """`name` if it is a known model; raises InvalidInputError naming the choices."""
-    if name not in MODELS:
-        raise InvalidInputError(f"Unknown model {name!r}; choose one of {', '.join(MODELS)}.")
-    return name
-
-
-def model_name(params: dict[str, Any]) -> str:
-    """The model a version was trained as (versions from before the choice were TF-IDF)."""
-    return str(params.get("model", LEGACY_MODEL))
 
 
 def build_pipeline(params: dict[str, Any] | None = None,

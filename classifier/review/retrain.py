@@ -33,7 +33,7 @@ from threadpoolctl import threadpool_limits
 
 from classifier.model.artifacts import load_model
 from classifier.model.features import using_data_dir
-from classifier.model.pipeline import LEGACY_MODEL
+from classifier.model.names import LEGACY_MODEL
 from classifier.review.queue import build_feedback_dataset, normalise_text
 from classifier.training.dataset import (
     DEFAULT_TAXONOMY,

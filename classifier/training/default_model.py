@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
-from classifier.model.pipeline import DEFAULT_MODEL
+from classifier.model.names import DEFAULT_MODEL
 from classifier.serving.background import process_holder
 from classifier.training.dataset import (
     DEFAULT_TAXONOMY,

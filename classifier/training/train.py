@@ -18,14 +18,8 @@ from sklearn.pipeline import Pipeline
 from classifier.model.artifacts import dump_model, sha256_of
 from classifier.model.calibration import ECE_LIMIT, fit_temperature
 from classifier.model.features import using_data_dir
-from classifier.model.pipeline import (
-    DEFAULT_PARAMS,
-    MODELS,
-    SEED,
-    build_pipeline,
-    check_model,
-    slim,
-)
+from classifier.model.names import MODELS, check_model
+from classifier.model.pipeline import DEFAULT_PARAMS, SEED, build_pipeline, slim
 from classifier.model.profile import build_profile
 from classifier.training.dataset import Dataset, Taxonomy, check_trainable
 from classifier.training.evaluation import (

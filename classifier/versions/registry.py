@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from classifier.model.artifacts import sha256_of
-from classifier.model.pipeline import model_name
+from classifier.model.names import model_name
 from feedback.errors import NotFoundError, SupportTriageError
 from feedback.tables import (
     Deployment,
