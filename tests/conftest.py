@@ -291,8 +291,8 @@ def launch_server(data_dir: Path, log_path: Path, extra_env: dict[str, str] | No
         pytest.fail(f"a {_running.tier} test starts a server: list its fixture in "
                     "E2E_FIXTURES or mark it e2e (tests/conftest.py)", pytrace=False)
     port = free_port()
-    env = app_env(data_dir, GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False",
-                  **(extra_env or {}))
+    env = app_env(data_dir, **{"GRADIO_SERVER_PORT": str(port),
+                                "GRADIO_ANALYTICS_ENABLED": "False", **(extra_env or {})})
     log_file = log_path.open("wb")
     process = subprocess.Popen(command or [sys.executable, "app.py"], cwd=ROOT, env=env,
                                stdout=log_file, stderr=subprocess.STDOUT)

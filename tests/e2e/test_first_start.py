@@ -90,7 +90,9 @@ def models_json(data_dir: Path) -> list[dict[str, object]]:
 
 
 def open_pages(browser, url: str) -> dict[str, object]:  # type: ignore[no-untyped-def]  # noqa: F811
-    """The app in a fresh browser context per viewport."""
+    """The app in a fresh browser context per viewport (the page is slow to build while the
+    model trains on the same two cores: the suite's browser timeout, not Playwright's 5 s)."""
+    expect.set_options(timeout=BROWSER_TIMEOUT_MS)
     pages = {}
     for name, viewport in VIEWPORTS.items():
         page = browser.new_context(viewport=viewport).new_page()
