@@ -515,12 +515,12 @@ def _run_order(item: pytest.Item) -> int:
         return 3
     if any(item.get_closest_marker(mark) is not None for mark in LONG_FIRST):
         return 0
-    return 1 if item.get_closest_marker("xdist_group") is not None else 2
+    return 1 if _shares_a_server(item) else 2
 
 
 def _shares_a_server(item: pytest.Item) -> bool:
-    """Uses a module-scoped server or browser: its module's tests should run on one worker
-    (`--dist loadgroup`), or each worker would start its own."""
+    """Uses a module-scoped server or browser (its module runs on one worker: `--dist
+    loadscope`)."""
     info = getattr(item, "_fixtureinfo", None)
     if info is None:
         return False
@@ -537,8 +537,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         tier = tier_of(item)
         if item.get_closest_marker(tier) is None:
             item.add_marker(tier)
-        if _shares_a_server(item) and item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(item.path.stem))
         # Travels with the reports to the controller (keywords would also match folder names).
         item.user_properties.append(("time_group", _time_group(item)))
     items.sort(key=_run_order)
