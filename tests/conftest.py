@@ -8,11 +8,9 @@ are part of the suite, not optional.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import fcntl
 import os
-import random
 import shutil
 import socket
 import subprocess
@@ -34,6 +32,7 @@ from classifier.training.train import train_version
 from classifier.versions import registry
 from feedback.db import dispose_engines, session_scope
 from feedback.settings import SETTING_ENV_NAMES, Settings, load_settings
+from tests.feedback_loop_support import per_label_sample, write_csv
 
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_URL = os.environ.get("POSTGRES_TEST_URL",
@@ -168,20 +167,9 @@ def settings(request: pytest.FixtureRequest) -> Settings:
 @pytest.fixture(scope="session")
 def small_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A quick-to-train slice of Banking77 already mapped onto the five support categories."""
-    taxonomy = load_taxonomy(DEFAULT_TAXONOMY)
-    data = taxonomy.apply(load_dataset(DEFAULT_TRAIN))
-    by_label: dict[str, list[str]] = {}
-    for text_, label in zip(data.texts, data.labels, strict=True):
-        by_label.setdefault(label, []).append(text_)
-    rng = random.Random(7)
-    path = tmp_path_factory.mktemp("data") / "small.csv"
-    with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["text", "category"])
-        for label, texts in sorted(by_label.items()):
-            for t in rng.sample(texts, min(SMALL_ROWS_PER_CATEGORY, len(texts))):
-                writer.writerow([t, label])
-    return path
+    data = load_taxonomy(DEFAULT_TAXONOMY).apply(load_dataset(DEFAULT_TRAIN))
+    rows = per_label_sample(data.texts, data.labels, SMALL_ROWS_PER_CATEGORY, seed=7)
+    return write_csv(tmp_path_factory.mktemp("data") / "small.csv", rows)
 
 
 @pytest.fixture(scope="session")

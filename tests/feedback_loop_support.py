@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import random
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 
@@ -63,14 +64,21 @@ def slice_rows() -> list[tuple[str, str]]:
         return [(r["text"], r["category"]) for r in csv.DictReader(f)]
 
 
+def per_label_sample(texts: Iterable[str], labels: Iterable[str], per_label: int,
+                     seed: int) -> list[tuple[str, str]]:
+    """(text, label) rows: `per_label` of each label (all if fewer), drawn with `seed`,
+    labels in sorted order; the quick training and test slices of the tests."""
+    by_label: dict[str, list[str]] = {}
+    for text, label in zip(texts, labels, strict=True):
+        by_label.setdefault(label, []).append(text)
+    rng = random.Random(seed)
+    return [(t, label) for label, members in sorted(by_label.items())
+            for t in rng.sample(members, min(per_label, len(members)))]
+
+
 @pytest.fixture(scope="session")
 def small_holdout_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A quick frozen holdout: Banking77 test rows mapped onto the five categories."""
     data = load_taxonomy(DEFAULT_TAXONOMY).apply(load_dataset(DEFAULT_TEST))
-    by_label: dict[str, list[str]] = {}
-    for text, label in zip(data.texts, data.labels, strict=True):
-        by_label.setdefault(label, []).append(text)
-    rng = random.Random(11)
-    rows = [(t, label) for label, texts in sorted(by_label.items())
-            for t in rng.sample(texts, min(HOLDOUT_ROWS_PER_CATEGORY, len(texts)))]
+    rows = per_label_sample(data.texts, data.labels, HOLDOUT_ROWS_PER_CATEGORY, seed=11)
     return write_csv(tmp_path_factory.mktemp("holdout") / "holdout.csv", rows)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import random
 import subprocess
 import sys
 from pathlib import Path
@@ -31,6 +30,7 @@ from feedback.errors import InvalidInputError
 from feedback.settings import Settings
 from feedback.tables import ModelEvent
 from tests.conftest import ROOT, SMALL_MODEL, app_env
+from tests.feedback_loop_support import per_label_sample, write_csv
 
 CATEGORIES = ["account", "billing", "cancellation", "general question", "technical issue"]
 
@@ -339,20 +339,9 @@ def _run_cli(args: list[str], data_dir: Path) -> dict[str, object]:
 
 
 def _intent_slice(source: Path, per_intent: int, path: Path) -> Path:
-    """`per_intent` rows of each Banking77 intent of `source` (same columns), seeded."""
-    with source.open(encoding="utf-8", newline="") as f:
-        rows = list(csv.DictReader(f))
-    by_intent: dict[str, list[dict[str, str]]] = {}
-    for row in rows:
-        by_intent.setdefault(row["category"], []).append(row)
-    rng = random.Random(SEED)
-    with path.open("w", encoding="utf-8", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        for intent in sorted(by_intent):
-            writer.writerows(rng.sample(by_intent[intent], min(per_intent,
-                                                               len(by_intent[intent]))))
-    return path
+    """`per_intent` rows of each Banking77 intent of `source` (text, category), seeded."""
+    data = load_dataset(source)
+    return write_csv(path, per_label_sample(data.texts, data.labels, per_intent, seed=SEED))
 
 
 CLI_TRAIN_PER_INTENT, CLI_TEST_PER_INTENT = 16, 6
