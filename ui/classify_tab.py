@@ -62,6 +62,11 @@ class Shown:
     verdict: str | None = None
 
 
+def answers(answer: Shown | None, text: str | None) -> bool:
+    """Whether the answer on screen is the one for this text (spaces at the ends aside)."""
+    return answer is not None and (text or "").strip() == answer.text.strip()
+
+
 def quote(text: str) -> str:
     """The first words of a message, to say which one a rating went to."""
     words = text.split()
@@ -197,12 +202,18 @@ def build_classify_tab(service: PredictionService, startup: Startup, guard: UiGu
     def clear_result() -> tuple[Any, ...]:
         return cleared
 
+    @agent
+    def clear_if_stale(text: str, answer: Shown | None) -> tuple[Any, ...]:
+        """The edit's clearing can reach the server after a click on Classify has answered
+        the new text: an answer for the text in the box is never stale."""
+        return tuple(gr.skip() for _ in cleared) if answers(answer, text) else cleared
+
     def rate(verdict: str, label: str | None, text: str,
              answer: Shown | None) -> tuple[Any, ...]:
         if answer is None:
             raise gr.Error("Classify a message first, then rate the answer.",
                            title="Nothing to rate", print_exception=False)
-        if (text or "").strip() != answer.text.strip():
+        if not answers(answer, text):
             raise gr.Error("The message changed since it was classified: press Classify to "
                            "get and rate the answer for the new text.",
                            title="Rating not saved", print_exception=False)
@@ -245,8 +256,8 @@ def build_classify_tab(service: PredictionService, startup: Startup, guard: UiGu
     event.failure(clear_result, outputs=[result, version, request_id, info, rating, shown],
                   **PRIVATE)
     # Any edit (typing, pasting, an example) makes the answer on screen stale.
-    message.change(clear_result, outputs=[result, version, request_id, info, rating, shown],
-                   **PRIVATE)
+    message.change(clear_if_stale, inputs=[message, shown],
+                   outputs=[result, version, request_id, info, rating, shown], **PRIVATE)
     thumbs_up.click(rate_up, inputs=[message, shown], outputs=rate_outputs, **PRIVATE)
     for trigger in (thumbs_down.click, correct.input):
         trigger(rate_down, inputs=[correct, message, shown], outputs=rate_outputs, **PRIVATE)
