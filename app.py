@@ -13,6 +13,23 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from types import FrameType
 
+from feedback.settings import Settings, SettingsError, load_settings
+
+
+def settings_or_exit() -> Settings:
+    """The settings, or one line on stderr and exit status 2, as the CLIs do (no traceback)."""
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    # Checked before the imports below (about 10 s, Gradio most of it), so that a bad value
+    # stops `python app.py` at once; main() reads them again. Hence E402 for this file.
+    settings_or_exit()
+
 # skops before Gradio: its import looks every numpy ufunc up in every module loaded so far,
 # which costs 2.5 s more once Gradio's modules are in (this file imports in 10.3 s instead
 # of 12.8 s here). The model cache needs it for the first model it loads anyway.
@@ -44,7 +61,6 @@ from feedback.access import AccessPolicy
 from feedback.db import describe_storage, get_engine
 from feedback.log_writer import PredictionLogWriter
 from feedback.retention import apply_retention
-from feedback.settings import Settings, SettingsError, load_settings
 from feedback.storage_health import StorageMonitor
 from ui.guard import UiGuard
 from ui.layout import PAGE_JS, build_ui, storage_notice
@@ -149,11 +165,7 @@ def create_app(settings: Settings) -> tuple[FastAPI, Startup]:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        print(f"error: {exc}", file=sys.stderr)  # one line, no traceback: as the CLIs do
-        sys.exit(2)
+    settings = settings_or_exit()
     storage = describe_storage(settings)
     log.info(storage_notice(storage))
     if not storage.persistent:

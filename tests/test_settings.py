@@ -220,3 +220,17 @@ def test_a_bad_setting_stops_the_program_with_one_line_and_status_2(
     assert err.splitlines()[-1] == err == (
         "error: API_KEYS entry 1: the secret is shorter than 16 characters; use a long random "
         "key; setting PORT='0' is not a whole number from 1 to 65535.")
+
+
+def test_app_reads_its_settings_before_importing_gradio(tmp_path: Path) -> None:
+    """A bad value stops `python app.py` before its heavy imports (Gradio alone takes seconds
+    on a small machine): Python's import log of that run names no Gradio module."""
+    done = subprocess.run([sys.executable, "-X", "importtime", "app.py"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120,
+                          env=_clean_env(tmp_path, PORT="0"))
+    assert done.returncode == 2
+    imported = re.findall(r"^import time:.*\|\s*([\w.]+)$", done.stderr, flags=re.MULTILINE)
+    assert "feedback.settings" in imported
+    assert not [name for name in imported if name.split(".")[0] in ("gradio", "sklearn")]
+    assert done.stderr.splitlines()[-1] == (
+        "error: Setting PORT='0' is not a whole number from 1 to 65535.")
