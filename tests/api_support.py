@@ -56,15 +56,25 @@ def wait_for_key_refresh(client: TestClient, timeout: float = 30) -> None:
 
 
 def stop_apps() -> None:
-    """Stop every app built here (their lifespan: loops, log writer). A test on PostgreSQL
-    calls it before its schema is dropped, so no background loop is left querying it."""
+    """Stop every app built here (their lifespan: loops, log writer)."""
     while _CLIENTS:
         _CLIENTS.pop().__exit__(None, None, None)
 
 
-@pytest.fixture(autouse=False)
-def close_app_writers() -> Iterator[None]:
-    """Use with autouse in a module: stops the apps its tests built."""
+# The fixtures that make a test's database: requested by close_app_writers first.
+DATABASE_FIXTURES = ("settings", "sqlite_settings", "postgres_settings")
+
+
+@pytest.fixture
+def close_app_writers(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Use with `usefixtures` in a module: stops the apps its tests built, before their
+    database is dropped. pytest tears fixtures down in the reverse order of their set-up, and
+    a module's `usefixtures` is set up before the test's own, so this one asks for the test's
+    database first (otherwise a background loop can still be querying a PostgreSQL schema
+    while it is dropped: CI saw the DROP SCHEMA deadlock)."""
+    for name in DATABASE_FIXTURES:
+        if name in request.fixturenames:
+            request.getfixturevalue(name)
     yield
     stop_apps()
 

@@ -21,7 +21,6 @@ from api_support import (
     close_app_writers,  # noqa: F401 - fixture
     feedback_rows,
     prediction_rows,
-    stop_apps,
     wait_for_key_refresh,
 )
 from fastapi.testclient import TestClient
@@ -392,7 +391,6 @@ def test_feedback_saves_changes_and_refuses(live_settings: Settings) -> None:
                 {"request_id": rid, "verdict": "up", "stars": 5}):
         assert_error(client.post("/api/v1/feedback", json=bad, headers=AUTH), 422,
                      "invalid_request")
-    stop_apps()  # before the database is dropped at teardown
 
 
 # --- health, models, not found --------------------------------------------------------------
@@ -469,7 +467,6 @@ def test_storage_failure_gets_503_then_recovers_by_itself(live_settings: Setting
     with session_scope(live_settings) as session:
         [outage] = session.scalars(select(Alert).where(Alert.rule == "storage_down")).all()
     assert outage.state == "resolved" and outage.value is not None and outage.value >= 2
-    stop_apps()  # before the database is dropped at teardown
 
 
 def test_an_unexpected_crash_is_a_500_without_a_traceback(
