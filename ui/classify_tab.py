@@ -253,11 +253,10 @@ def build_classify_tab(service: PredictionService, startup: Startup, guard: UiGu
                   outputs=[rating, correct, question, saved, thumbs_up, thumbs_down], **PRIVATE)
     event.success(None, js=SHOW_ANSWER_JS, **PRIVATE)
     request_id.change(show_id, inputs=[request_id], outputs=[id_shown], **PRIVATE)
-    event.failure(clear_result, outputs=[result, version, request_id, info, rating, shown],
-                  **PRIVATE)
+    answer_outputs = [result, version, request_id, info, rating, shown]  # what `cleared` fills
+    event.failure(clear_result, outputs=answer_outputs, **PRIVATE)
     # Any edit (typing, pasting, an example) makes the answer on screen stale.
-    message.change(clear_if_stale, inputs=[message, shown],
-                   outputs=[result, version, request_id, info, rating, shown], **PRIVATE)
+    message.change(clear_if_stale, inputs=[message, shown], outputs=answer_outputs, **PRIVATE)
     thumbs_up.click(rate_up, inputs=[message, shown], outputs=rate_outputs, **PRIVATE)
     for trigger in (thumbs_down.click, correct.input):
         trigger(rate_down, inputs=[correct, message, shown], outputs=rate_outputs, **PRIVATE)
