@@ -139,8 +139,9 @@ class Settings:
 
     data_dir: Folder = setting(
         _default_data_dir, "DATA_DIR",
-        "Folder of the SQLite database, and of the encoder's derived graph and cached vectors "
-        "(`encoders/`)", default_text="`/data` if writable, else `./data`")
+        "Folder of the SQLite database, and of caches the app rebuilds by itself: the "
+        "encoder's derived graph and cached vectors (`encoders/`), the off-topic detector's "
+        "fit (`off_topic_detector.json`)", default_text="`/data` if writable, else `./data`")
     database_url: str = setting(
         "", "DATABASE_URL", "SQLAlchemy URL, e.g. `postgresql+psycopg://user:pass@host/db`; "
         "empty means SQLite in DATA_DIR", secret="password")

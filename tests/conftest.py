@@ -217,12 +217,15 @@ def trained_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     trained once by the app's own first-start path; servers copy it instead of training
     again. TF-IDF, not the default: the tests using it are about serving, the UI, drift,
     privacy and the feedback loop, and the encoder would add about 100 s to them; the
-    default model is served end to end by test_first_start and test_cli_trains_banking77."""
+    default model is served end to end by test_first_start and test_cli_trains_banking77.
+    The off-topic detector's fit is saved in it too, as a first start of the app does."""
+    from classifier.model.off_topic import cached_or_fitted
     from classifier.training.default_model import ensure_live_model
 
     def train(folder: Path) -> None:
         ensure_live_model(make_settings(folder), progress=lambda _m: None, model=SMALL_MODEL)
         dispose_engines()
+        cached_or_fitted(folder)
 
     return built_once(tmp_path_factory, "trained", train)
 

@@ -152,7 +152,9 @@ class Startup:
     def _run(self) -> None:
         try:
             ensure_live_model(self._settings, progress=self._progress)
-            detector()  # fitted now, so the first message classified does not wait for it
+            # Ready now (read from DATA_DIR, or fitted and saved there), so the first
+            # message classified does not wait for it.
+            detector(self._settings.data_dir)
             self.models.refresh()
             model = self.models.current()
             self._finish(StartupStatus("ready", f"Model version {model.version} is live."))
