@@ -20,7 +20,7 @@ from feedback.db import session_scope
 from feedback.errors import InvalidInputError, NotFoundError
 from feedback.settings import Settings
 from feedback.tables import ModelArtifact, ModelEvent
-from tests.conftest import SmallModel, install_model
+from tests.conftest import SMALL_MODEL, SmallModel, install_model
 
 
 @pytest.fixture
@@ -207,7 +207,7 @@ def test_shuffled_labels_candidate_is_stopped_by_the_gate(live_sqlite_settings: 
         writer.writerow(["text", "category"])
         writer.writerows((r["text"], label) for r, label in zip(rows, labels, strict=True))
     result = train_version(data=load_dataset(bad), test=None, settings=live_sqlite_settings,
-                           promote=True)
+                           params={"model": SMALL_MODEL}, promote=True)
     assert not result.promoted and not result.gate.passed
     failed = {c.name: c.detail for c in result.gate.checks if not c.passed}
     assert "quality" in failed and "floor" in failed["quality"]

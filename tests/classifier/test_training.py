@@ -55,7 +55,7 @@ def test_versions_are_numbered_never_overwritten_and_promoted(live_settings: Set
     first_bytes, first_sha = artifact(live_settings, 1)
 
     second = train_version(data=load_dataset(small_csv), test=None, settings=live_settings,
-                           promote=True)
+                           params={"model": SMALL_MODEL}, promote=True)
     assert second.version.version == 2
     assert second.promoted is True
     assert second.version.status == registry.LIVE
@@ -135,7 +135,7 @@ def test_explicit_test_data_taxonomy_and_params(sqlite_settings: Settings, small
         "general question": "other", "technical issue": "other"}}), encoding="utf-8")
 
     result = train_version(data=data, test=test, settings=sqlite_settings,
-                           taxonomy=load_taxonomy(path), params={"C": 5.0})
+                           taxonomy=load_taxonomy(path), params={"model": SMALL_MODEL, "C": 5.0})
     info = result.version
     assert result.promoted is False
     assert info.status != registry.LIVE  # trained without --promote
@@ -148,7 +148,7 @@ def test_explicit_test_data_taxonomy_and_params(sqlite_settings: Settings, small
     assert info.data_fingerprint["test"]["sha256"] == test.sha256
     assert info.data_fingerprint["test"]["rows"] == 60
     assert info.data_fingerprint["holdout_share"] is None
-    assert info.params == {**DEFAULT_PARAMS, "C": 5.0}
+    assert info.params == {**DEFAULT_PARAMS, "model": SMALL_MODEL, "C": 5.0}
 
 
 @pytest.mark.parametrize(("labels", "message"), [
