@@ -33,6 +33,7 @@ from classifier.versions import registry
 from feedback.db import dispose_engines, session_scope
 from feedback.settings import SETTING_ENV_NAMES, Settings, load_settings
 from tests.feedback_loop_support import per_label_sample, write_csv
+from tests.tcp_proxy import TcpProxy
 
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_URL = os.environ.get("POSTGRES_TEST_URL",
@@ -365,6 +366,38 @@ def module_server(trained_data_dir: Path, tmp_path_factory: pytest.TempPathFacto
     stop_server(running)
 
 
+# The chaos modules' servers (tests/e2e/test_chaos*.py): no rate limits, so the load is not
+# refused before it reaches what is being faulted.
+CHAOS_ENV = {"UI_RATE_LIMIT_PER_MINUTE": "0", "RATE_LIMIT_PER_MINUTE": "0"}
+
+
+@pytest.fixture
+def proxied_server(postgres_settings: Settings, small_model: SmallModel,
+                   tmp_path: Path) -> Iterator[tuple[Server, TcpProxy, str]]:
+    """A server whose PostgreSQL connections go through a proxy the test can cut."""
+    install_model(postgres_settings, small_model, promote=True)
+    direct = postgres_settings.effective_database_url
+    with TcpProxy(5432) as proxy:
+        proxied = direct.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+        server = start_server(tmp_path / "data", tmp_path / "server.log", extra_env={
+            **CHAOS_ENV, "DATABASE_URL": proxied})
+        try:
+            yield server, proxy, direct
+        finally:
+            stop_server(server)
+            dispose_engines()
+
+
+@pytest.fixture
+def server_env(trained_data_dir: Path, tmp_path: Path) -> Iterator[Server]:
+    """A running app on a copy of the trained database, without rate limits, for one test."""
+    data_dir = tmp_path / "data"
+    shutil.copytree(trained_data_dir, data_dir)
+    server = start_server(data_dir, tmp_path / "server.log", extra_env=CHAOS_ENV)
+    yield server
+    stop_server(server)
+
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update"]
@@ -499,24 +532,15 @@ def _alone_or_together(item: pytest.Item) -> Generator[None, object, object]:
 
 
 def _run_order(item: pytest.Item) -> int:
-    """Long tests first, then the modules that share a server; `alone` tests last, so that
-    they do not wait for a long test on another worker to end (they run once every long
-    test is done)."""
+    """Long tests first, then the other tests that start servers or browsers (tens of
+    seconds each), then the many short ones, so each worker ends on short tests. `alone`
+    tests last, in modules of their own (`--dist loadscope` keeps a module on one worker):
+    they wait for whatever runs on the other worker, and by then that is a short test."""
     if item.get_closest_marker("alone") is not None:
         return 3
     if any(item.get_closest_marker(mark) is not None for mark in LONG_FIRST):
         return 0
-    return 1 if _shares_a_server(item) else 2
-
-
-def _shares_a_server(item: pytest.Item) -> bool:
-    """Uses a module-scoped server or browser (its module runs on one worker: `--dist
-    loadscope`)."""
-    info = getattr(item, "_fixtureinfo", None)
-    if info is None:
-        return False
-    return any(info.name2fixturedefs[name][-1].scope == "module"
-               for name in E2E_FIXTURES & set(info.name2fixturedefs))
+    return 1 if tier_of(item) == "e2e" else 2
 
 
 @pytest.hookimpl(tryfirst=True)
