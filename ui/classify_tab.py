@@ -9,6 +9,7 @@ this session was shown, for the text still on screen.
 from __future__ import annotations
 
 import html
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -60,6 +61,30 @@ class Shown:
     label: str
     labels: tuple[str, ...]
     verdict: str | None = None
+
+
+class LastAnswered:
+    """The text each session's last classification answered, for the newest `capacity`
+    sessions. An edit's clearing reads it when it decides, not when it was sent: Gradio hands
+    a handler its session state as it was when the handler started, so a clearing that
+    overlaps a classification of the same text would see no answer yet, and its reply could
+    reach the page after the answer and wipe it."""
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._texts: OrderedDict[str, str] = OrderedDict()
+
+    def record(self, session: str | None, text: str) -> None:
+        if session is None:
+            return
+        self._texts[session] = text.strip()
+        self._texts.move_to_end(session)
+        while len(self._texts) > self._capacity:
+            self._texts.popitem(last=False)
+
+    def was(self, session: str | None, text: str | None) -> bool:
+        """Whether this session's last answer is for `text` (spaces at the ends aside)."""
+        return session is not None and self._texts.get(session) == (text or "").strip()
 
 
 def answers(answer: Shown | None, text: str | None) -> bool:
@@ -168,6 +193,7 @@ def build_classify_tab(service: PredictionService, startup: Startup, guard: UiGu
                                       elem_id="correct-category")
                 saved = gr.Markdown(elem_id="rating-saved")
     cleared = (None, "", "", "", gr.Group(visible=False), None)
+    answered = LastAnswered(service.settings.ui_sessions_max)
     agent = guard.handler(Role.AGENT, "classify messages")
 
     @agent
@@ -175,7 +201,7 @@ def build_classify_tab(service: PredictionService, startup: Startup, guard: UiGu
         return first_start_view(startup.status)
 
     @agent
-    def run_classify(text: str) -> tuple[Any, ...]:
+    def run_classify(text: str, session: str | None = None) -> tuple[Any, ...]:
         try:
             r = service.predict(text, source="ui")
         except SupportTriageError as exc:
@@ -183,6 +209,7 @@ def build_classify_tab(service: PredictionService, startup: Startup, guard: UiGu
                            print_exception=False) from None
         answer = Shown(r.request_id, text, NOT_A_REQUEST if r.off_topic else r.label,
                        tuple(r.scores))
+        answered.record(session, text)
         return (category(r), str(r.model_version), r.request_id,
                 details(r, service.settings.low_confidence), answer)
 
@@ -203,10 +230,13 @@ def build_classify_tab(service: PredictionService, startup: Startup, guard: UiGu
         return cleared
 
     @agent
-    def clear_if_stale(text: str, answer: Shown | None) -> tuple[Any, ...]:
-        """The edit's clearing can reach the server after a click on Classify has answered
-        the new text: an answer for the text in the box is never stale."""
-        return tuple(gr.skip() for _ in cleared) if answers(answer, text) else cleared
+    def clear_if_stale(text: str, answer: Shown | None,
+                       session: str | None = None) -> tuple[Any, ...]:
+        """The edit's clearing and a click on Classify race in the queue: an answer for the
+        text in the box, on screen or on its way, is never stale."""
+        if answers(answer, text) or answered.was(session, text):
+            return tuple(gr.skip() for _ in cleared)
+        return cleared
 
     def rate(verdict: str, label: str | None, text: str,
              answer: Shown | None) -> tuple[Any, ...]:

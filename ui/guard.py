@@ -81,13 +81,16 @@ class UiGuard:
 
         `action` completes "to …" in the refusal. A refused call raises gr.Error, or with
         `quiet` (panels that load when a tab opens) leaves every output as it is. A handler
-        with a `caller` parameter receives the Caller; Gradio never sees that parameter.
+        with a `caller` parameter receives the Caller, one with a `session` parameter the
+        caller's Gradio session id (None without one); Gradio sees neither parameter.
         """
         def decorate(fn: F) -> F:
             signature = inspect.signature(fn)
             hints = typing.get_type_hints(fn)
             wants_caller = "caller" in signature.parameters
-            visible = [p for name, p in signature.parameters.items() if name != "caller"]
+            wants_session = "session" in signature.parameters
+            visible = [p for name, p in signature.parameters.items()
+                       if name not in ("caller", "session")]
             request_param = inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD,
                                               default=None, annotation=gr.Request | None)
             outer = signature.replace(parameters=[*visible, request_param])
@@ -95,6 +98,8 @@ class UiGuard:
             def guarded(*args: Any, **kwargs: Any) -> Any:
                 bound = outer.bind(*args, **kwargs)
                 request = bound.arguments.pop("request", None)
+                if wants_session:
+                    bound.arguments["session"] = getattr(request, "session_hash", None)
                 if needed == Role.AGENT and not wants_caller:
                     return fn(**bound.arguments)  # every caller is an agent: no lookup
                 caller = self.caller(request)

@@ -7,6 +7,7 @@ not wipe the answer it raced with (seen in CI: the request id stayed empty).
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import gradio as gr
@@ -17,6 +18,7 @@ from classifier.serving.startup import Startup
 from feedback.access import AccessPolicy
 from feedback.db import describe_storage
 from feedback.settings import Settings
+from ui.classify_tab import LastAnswered
 from ui.guard import UiGuard
 from ui.layout import build_ui
 
@@ -63,6 +65,32 @@ def test_an_edit_that_comes_back_after_the_answer_keeps_it(
         result, version, shown_id, _info, rating, state = clear(text, shown)
         assert (result, version, shown_id, state) == (None, "", "", None)
         assert not is_skip(rating)
+
+
+def test_an_edit_that_started_before_the_answer_and_ends_after_it_keeps_it(
+        handlers: dict[tuple[str, str], Any]) -> None:
+    """Seen in CI: Gradio gave the clearing the session's state from before the answer (no
+    answer yet), and its reply reached the page after the answer's."""
+    tab = SimpleNamespace(session_hash="tab-1")
+    classify, clear = handlers[("classify", "click")], handlers[("message", "change")]
+    *_, answer = classify(MESSAGE, request=tab)
+    assert all(is_skip(v) for v in clear(MESSAGE, None, request=tab))
+    # Another tab that classified nothing, and a real edit in the first: both cleared.
+    for text, shown, session in ((MESSAGE, None, "tab-2"), (OTHER_MESSAGE, answer, "tab-1")):
+        result, _version, shown_id, *_ = clear(text, shown,
+                                               request=SimpleNamespace(session_hash=session))
+        assert (result, shown_id) == (None, "")
+
+
+def test_last_answered_keeps_the_newest_sessions() -> None:
+    answered = LastAnswered(capacity=2)
+    for session, text in (("a", "one"), ("b", "two"), ("a", " one again "), ("c", "three")):
+        answered.record(session, text)
+    assert answered.was("a", "one again") and answered.was("c", "three")
+    assert not answered.was("b", "two")  # the least recently answered session went
+    assert not answered.was("a", "one") and not answered.was(None, "one")
+    answered.record(None, "nobody")  # a caller without a session is not remembered
+    assert answered.was("a", "one again")
 
 
 def test_a_rating_for_a_changed_message_is_refused(
