@@ -295,7 +295,7 @@ class PredictionService:
             return
         share = (time.perf_counter() - start) / len(group) if per_message_share else None
         classes = [str(c) for c in model.pipeline.classes_]
-        off_topic = detector().flag([r.stored or "" for r in group])
+        off_topic = detector(self.settings.data_dir).flag([r.stored or "" for r in group])
         for r, proba, intents, off in zip(group, probabilities, closest, off_topic, strict=True):
             scores = dict(sorted(((c, round(float(p), 6)) for c, p in zip(
                 classes, proba, strict=True)), key=lambda kv: kv[1], reverse=True))
