@@ -9,6 +9,7 @@ this session was shown, for the text still on screen.
 from __future__ import annotations
 
 import html
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -73,14 +74,16 @@ class LastAnswered:
     def __init__(self, capacity: int) -> None:
         self._capacity = capacity
         self._texts: OrderedDict[str, str] = OrderedDict()
+        self._lock = threading.Lock()  # classifications of several sessions run at once
 
     def record(self, session: str | None, text: str) -> None:
         if session is None:
             return
-        self._texts[session] = text.strip()
-        self._texts.move_to_end(session)
-        while len(self._texts) > self._capacity:
-            self._texts.popitem(last=False)
+        with self._lock:
+            self._texts[session] = text.strip()
+            self._texts.move_to_end(session)
+            while len(self._texts) > self._capacity:
+                self._texts.popitem(last=False)
 
     def was(self, session: str | None, text: str | None) -> bool:
         """Whether this session's last answer is for `text` (spaces at the ends aside)."""
